@@ -1,0 +1,1 @@
+//! Streaming mel spectrogram (spec §2.3). (being written)
