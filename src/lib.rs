@@ -6,6 +6,12 @@
 //! `shared/docs/iplap-spec.md` (cited as "spec §N").
 
 pub mod audio;
+pub mod checkpoint;
+pub mod face;
+pub mod graph;
+pub mod image;
 pub mod runtime;
 #[doc(hidden)]
 pub mod testdata;
+pub mod warp;
+pub mod weights;

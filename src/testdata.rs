@@ -15,7 +15,9 @@ pub const REQUIRE_ENV: &str = "IPLAP_REQUIRE_SHARED";
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os(SHARED_ENV) {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("shared"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("shared"),
     };
     dir.is_dir().then_some(dir)
 }

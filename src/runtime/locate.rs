@@ -58,7 +58,10 @@ fn locate_with(
     if let Some(path) = env.filter(|p| !p.as_os_str().is_empty()) {
         // An explicit override that points nowhere is a mistake to report, not to paper over.
         if path.is_file() {
-            return Ok(LocatedLibrary { path, source: LibrarySource::Environment });
+            return Ok(LocatedLibrary {
+                path,
+                source: LibrarySource::Environment,
+            });
         }
         return Err(RuntimeError::LibraryNotFound {
             searched: format!("ORT_DYLIB_PATH={} (no such file)", path.display()),
@@ -67,20 +70,31 @@ fn locate_with(
     if let Some(dir) = exe.as_deref().and_then(Path::parent) {
         for candidate in [dir.join(LIBRARY_NAME), dir.join("lib").join(LIBRARY_NAME)] {
             if candidate.is_file() {
-                return Ok(LocatedLibrary { path: candidate, source: LibrarySource::Executable });
+                return Ok(LocatedLibrary {
+                    path: candidate,
+                    source: LibrarySource::Executable,
+                });
             }
             searched.push(candidate.display().to_string());
         }
     }
     if setup.is_file() {
-        return Ok(LocatedLibrary { path: setup, source: LibrarySource::Setup });
+        return Ok(LocatedLibrary {
+            path: setup,
+            source: LibrarySource::Setup,
+        });
     }
     searched.push(setup.display().to_string());
     if let Some(path) = search_loader_path() {
-        return Ok(LocatedLibrary { path, source: LibrarySource::LoaderPath });
+        return Ok(LocatedLibrary {
+            path,
+            source: LibrarySource::LoaderPath,
+        });
     }
     searched.push("LD_LIBRARY_PATH and /usr/lib, /usr/local/lib".into());
-    Err(RuntimeError::LibraryNotFound { searched: searched.join(", ") })
+    Err(RuntimeError::LibraryNotFound {
+        searched: searched.join(", "),
+    })
 }
 
 fn search_loader_path() -> Option<PathBuf> {
@@ -117,8 +131,19 @@ mod tests {
         let d = tmpdir("env");
         let env = touch(&d, "custom.so");
         let exe_lib = touch(&d, "bin/libonnxruntime.so");
-        let got = locate_with(Some(env.clone()), Some(exe_lib.with_file_name("iplap")), d.join("x")).unwrap();
-        assert_eq!(got, LocatedLibrary { path: env, source: LibrarySource::Environment });
+        let got = locate_with(
+            Some(env.clone()),
+            Some(exe_lib.with_file_name("iplap")),
+            d.join("x"),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            LocatedLibrary {
+                path: env,
+                source: LibrarySource::Environment
+            }
+        );
     }
 
     #[test]
@@ -137,7 +162,13 @@ mod tests {
         assert_eq!(got.source, LibrarySource::Setup);
         let beside = touch(&d, "bin/lib/libonnxruntime.so");
         let got = locate_with(None, Some(exe), setup).unwrap();
-        assert_eq!(got, LocatedLibrary { path: beside, source: LibrarySource::Executable });
+        assert_eq!(
+            got,
+            LocatedLibrary {
+                path: beside,
+                source: LibrarySource::Executable
+            }
+        );
     }
 
     #[test]
@@ -148,6 +179,9 @@ mod tests {
         }
         let err = locate_with(None, Some(d.join("bin/iplap")), d.join("missing.so")).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("scripts/setup.sh") && msg.contains("missing.so"), "{msg}");
+        assert!(
+            msg.contains("scripts/setup.sh") && msg.contains("missing.so"),
+            "{msg}"
+        );
     }
 }

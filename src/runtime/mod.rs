@@ -1,17 +1,23 @@
-//! ONNX Runtime: locating and initialising the shared library, and (later) sessions per model.
+//! ONNX Runtime: locating and initialising the shared library, sessions, and the typed model
+//! wrappers (landmark generator, renderer stages).
 //!
 //! `ort` is built with `load-dynamic`: the engine loads `libonnxruntime.so` at run time. The library
 //! comes from the pinned `onnxruntime` wheel that `scripts/setup.sh` installs into the project's
 //! venv; setup links it to a fixed place so that nothing has to be exported. See [`locate_library`].
 
+pub mod landmark_generator;
 mod locate;
+pub mod renderer;
+mod session;
 
+pub use landmark_generator::{LandmarkGenerator, LandmarkInput, LandmarkOutput};
 pub use locate::{LibrarySource, LocatedLibrary, locate_library};
+pub use session::{ModelSession, Provider, SessionConfig, SessionError};
 
 use std::sync::OnceLock;
 
 /// Errors from the runtime layer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RuntimeError {
     #[error(
         "ONNX Runtime library not found. Looked in: {searched}. Run `scripts/setup.sh` (it installs the pinned \
@@ -23,28 +29,41 @@ pub enum RuntimeError {
 }
 
 // The environment must outlive every session; `ort` only keeps a weak reference, so we hold it here.
-static INIT: OnceLock<Result<(LocatedLibrary, ort::environment::Environment), String>> = OnceLock::new();
+static INIT: OnceLock<Result<(LocatedLibrary, ort::environment::Environment), RuntimeError>> =
+    OnceLock::new();
 
 /// Loads ONNX Runtime once per process and returns where it came from.
 ///
 /// Safe to call from many threads and many times; the first call decides.
 pub fn init() -> Result<LocatedLibrary, RuntimeError> {
     let result = INIT.get_or_init(|| {
-        let lib = locate_library().map_err(|e| e.to_string())?;
+        let lib = locate_library()?;
+        let failed = |message: String| RuntimeError::LoadFailed {
+            path: lib.path.display().to_string(),
+            message,
+        };
         // `init_from` dlopens the library and checks its API version; a wrong file gives an error here.
-        let builder = ort::init_from(&lib.path)
-            .map_err(|e| format!("could not load ONNX Runtime from {}: {e}", lib.path.display()))?;
+        let builder = ort::init_from(&lib.path).map_err(|e| failed(e.to_string()))?;
         let env = builder
             .with_name("iplap")
             .build()
-            .map_err(|e| format!("could not create the ONNX Runtime environment: {e}"))?;
+            .map_err(|e| failed(format!("cannot create the environment: {e}")))?;
         Ok((lib, env))
     });
     match result {
         Ok((lib, _)) => Ok(lib.clone()),
-        Err(message) => Err(RuntimeError::LoadFailed {
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// The process-wide ONNX Runtime environment (after [`init`]), for building sessions.
+pub(crate) fn environment() -> Result<&'static ort::environment::Environment, RuntimeError> {
+    init()?;
+    match INIT.get() {
+        Some(Ok((_, env))) => Ok(env),
+        _ => Err(RuntimeError::LoadFailed {
             path: "libonnxruntime".into(),
-            message: message.clone(),
+            message: "ONNX Runtime is not initialised".into(),
         }),
     }
 }

@@ -1,14 +1,24 @@
 //! `iplap` — the command-line face of the engine and the elements.
 //!
-//! Subcommands are added as their issues land: `mel` (audio features) today; `convert`, `eval`,
-//! `bench`, `track` and `sync` follow.
+//! Subcommands are added as their issues land: `mel` (audio features), `track` (face landmarks),
+//! `prepare-face-models` today; `convert`, `eval`, `bench` and `sync` follow.
 
+mod decode;
 mod mel;
+mod prepare;
+mod progress;
+mod track;
+
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "iplap", version, about = "IP_LAP lip-sync: tools around the iplap engine and GStreamer elements")]
+#[command(
+    name = "iplap",
+    version,
+    about = "IP_LAP lip-sync: tools around the iplap engine and GStreamer elements"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,12 +28,25 @@ struct Cli {
 enum Command {
     /// Write the 80 x M float32 mel spectrogram of a 16 kHz mono WAV file as .npy (spec §2.3).
     Mel(mel::MelArgs),
+    /// Track the face in a video or image with MediaPipe and write the landmarks as JSON.
+    Track(track::TrackArgs),
+    /// Convert MediaPipe's face models from the mediapipe 0.10.21 wheel to ONNX.
+    PrepareFaceModels(prepare::PrepareArgs),
+}
+
+/// Where `scripts/setup.sh` puts the converted face models in this checkout.
+pub fn default_face_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(iplap::face::prepare::DEFAULT_OUT_DIR)
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mel(args) => mel::run(args),
+        Command::Track(args) => track::run(args),
+        Command::PrepareFaceModels(args) => prepare::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,401 @@
+//! The model package: a folder with one `.onnx` file per stage and a `manifest.json` recording
+//! the format version, opset, each file's sha256, each stage's I/O contract and the sha256 of
+//! the checkpoints it was converted from. Written by `iplap convert`, read by the elements.
+//!
+//! Stages are registered in [`STAGES`]; the renderer's stages (spec §7.3: reference encoder,
+//! sketch modulation, per-reference flow head, translation network) are added there as more
+//! [`StageDef`]s with `network: "renderer"`, nothing else changes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::GraphError;
+use super::landmark_generator::{self, LandmarkGraphOptions};
+use super::onnx::{IR_VERSION, OPSET, OnnxModel, TensorSpec};
+use super::renderer;
+use super::weights::{RecordingSource, WeightSource};
+
+/// Name of the manifest inside the package folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Value of [`Manifest::format`].
+pub const PACKAGE_FORMAT: &str = "iplap-model-package";
+/// Version of the package layout; bumped when a reader can no longer use older packages.
+pub const PACKAGE_VERSION: u32 = 1;
+
+const CONVERT_HINT: &str = "run `iplap convert` to (re)create the model package";
+
+/// How to build one stage: its name, which network's weights it needs and its file.
+#[derive(Clone, Copy, Debug)]
+pub struct StageDef {
+    /// Stage name, unique in a package (e.g. `landmark_generator`).
+    pub name: &'static str,
+    /// Network whose weights it reads (`landmark_generator` or `renderer`).
+    pub network: &'static str,
+    /// File name inside the package.
+    pub file: &'static str,
+    /// Emits the stage's graph from that network's weights.
+    pub build: fn(&dyn WeightSource) -> Result<OnnxModel, GraphError>,
+}
+
+fn build_landmark_generator(w: &dyn WeightSource) -> Result<OnnxModel, GraphError> {
+    landmark_generator::build(w, LandmarkGraphOptions::default())
+}
+
+/// The Landmark_generator stage (spec §5.1), one T = 5 window per run.
+pub const LANDMARK_GENERATOR_STAGE: StageDef = StageDef {
+    name: "landmark_generator",
+    network: "landmark_generator",
+    file: "landmark_generator.onnx",
+    build: build_landmark_generator,
+};
+
+/// Every stage `iplap convert` knows how to write, in package order: the landmark generator,
+/// then the renderer stages of [`crate::graph::renderer::STAGES`] in run order.
+pub const STAGES: &[StageDef] = &[
+    LANDMARK_GENERATOR_STAGE,
+    renderer::STAGES[0],
+    renderer::STAGES[1],
+    renderer::STAGES[2],
+    renderer::STAGES[3],
+];
+
+/// A checkpoint a package was converted from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCheckpoint {
+    /// Network it holds (`landmark_generator`, `renderer`).
+    pub network: String,
+    /// File name as given to the converter (informational).
+    pub file: String,
+    /// sha256 of the checkpoint file, lowercase hex.
+    pub sha256: String,
+}
+
+/// One stage of a package: an ONNX file and its I/O contract.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    /// Stage name ([`StageDef::name`]).
+    pub name: String,
+    /// Network the weights came from.
+    pub network: String,
+    /// File name inside the package.
+    pub file: String,
+    /// sha256 of the file, lowercase hex.
+    pub sha256: String,
+    /// Graph inputs.
+    pub inputs: Vec<TensorSpec>,
+    /// Graph outputs.
+    pub outputs: Vec<TensorSpec>,
+    /// Free-form stage facts (e.g. batching conventions); readers ignore unknown keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`PACKAGE_FORMAT`].
+    pub format: String,
+    /// [`PACKAGE_VERSION`] of the writer.
+    pub format_version: u32,
+    /// ONNX opset of every file.
+    pub opset: i64,
+    /// ONNX IR version of every file.
+    pub ir_version: i64,
+    /// iplap version that wrote the package.
+    pub producer: String,
+    /// Checkpoints converted.
+    pub sources: Vec<SourceCheckpoint>,
+    /// Stages, in [`STAGES`] order.
+    pub stages: Vec<Stage>,
+    /// Per network, the source keys no stage read (e.g. the renderer's training-only VGG19
+    /// `perceptual.*` tensors); `num_batches_tracked` counters are not listed. Only sources that
+    /// know their keys (checkpoints) report any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unused_weights: BTreeMap<String, Vec<String>>,
+}
+
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GraphError + '_ {
+    move |source| GraphError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Builds every registered stage whose network is in `networks` (network name → weights) and
+/// writes the package into `dir` (created if needed). The manifest is written last, so an
+/// interrupted conversion leaves no valid package. Returns the manifest.
+pub fn write_package(
+    dir: &Path,
+    networks: &[(&str, &dyn WeightSource)],
+    sources: &[SourceCheckpoint],
+) -> Result<Manifest, GraphError> {
+    for (net, _) in networks {
+        if !STAGES.iter().any(|s| s.network == *net) {
+            return Err(GraphError::invalid(format!(
+                "no stage uses network `{net}`"
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut stages = Vec::new();
+    let mut unused_weights = BTreeMap::new();
+    for (net, weights) in networks {
+        let recorder = RecordingSource::new(*weights);
+        for def in STAGES.iter().filter(|d| d.network == *net) {
+            let model = (def.build)(&recorder)?;
+            let bytes = model.to_bytes();
+            let path = dir.join(def.file);
+            let tmp = dir.join(format!("{}.partial", def.file));
+            std::fs::write(&tmp, &bytes).map_err(io_err(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+            stages.push(Stage {
+                name: def.name.to_owned(),
+                network: def.network.to_owned(),
+                file: def.file.to_owned(),
+                sha256: sha256_hex(&bytes),
+                inputs: model.inputs().to_vec(),
+                outputs: model.outputs().to_vec(),
+                attributes: BTreeMap::new(),
+            });
+        }
+        let unused = recorder.unused();
+        if !unused.is_empty() {
+            unused_weights.insert((*net).to_owned(), unused);
+        }
+    }
+    // Manifest order is STAGES order, whatever order the networks were given in.
+    stages.sort_by_key(|s| STAGES.iter().position(|d| d.name == s.name));
+    let manifest = Manifest {
+        format: PACKAGE_FORMAT.to_owned(),
+        format_version: PACKAGE_VERSION,
+        opset: OPSET,
+        ir_version: IR_VERSION,
+        producer: format!("iplap {}", env!("CARGO_PKG_VERSION")),
+        sources: sources.to_vec(),
+        stages,
+        unused_weights,
+    };
+    let text =
+        serde_json::to_string_pretty(&manifest).map_err(|e| GraphError::invalid(e.to_string()))?;
+    let path = dir.join(MANIFEST_FILE);
+    std::fs::write(&path, text).map_err(io_err(&path))?;
+    Ok(manifest)
+}
+
+/// An opened and verified model package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelPackage {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl ModelPackage {
+    /// Opens `dir`, reads the manifest and checks the format version and every file's sha256.
+    /// Errors name the folder or file and say to re-run `iplap convert`.
+    pub fn open(dir: &Path) -> Result<Self, GraphError> {
+        let err = |path: &Path, message: String| GraphError::Package {
+            path: path.to_owned(),
+            message: format!("{message}; {CONVERT_HINT}"),
+        };
+        if !dir.is_dir() {
+            return Err(err(dir, "folder does not exist".into()));
+        }
+        let mpath = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&mpath)
+            .map_err(|e| err(&mpath, format!("cannot read the manifest ({e})")))?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| err(&mpath, format!("invalid manifest ({e})")))?;
+        if manifest.format != PACKAGE_FORMAT || manifest.format_version != PACKAGE_VERSION {
+            return Err(err(
+                &mpath,
+                format!(
+                    "format `{}` version {} is not `{PACKAGE_FORMAT}` version {PACKAGE_VERSION}",
+                    manifest.format, manifest.format_version
+                ),
+            ));
+        }
+        for stage in &manifest.stages {
+            if stage.file.contains(['/', '\\']) || stage.file.starts_with('.') {
+                return Err(err(
+                    &mpath,
+                    format!(
+                        "stage `{}` names an invalid file `{}`",
+                        stage.name, stage.file
+                    ),
+                ));
+            }
+            let path = dir.join(&stage.file);
+            let bytes = std::fs::read(&path).map_err(|e| {
+                err(
+                    &path,
+                    format!("stage `{}` file is unreadable ({e})", stage.name),
+                )
+            })?;
+            let sha = sha256_hex(&bytes);
+            if sha != stage.sha256 {
+                return Err(err(
+                    &path,
+                    format!(
+                        "sha256 {sha} does not match the manifest ({}): the file is corrupted or was replaced",
+                        stage.sha256
+                    ),
+                ));
+            }
+        }
+        Ok(ModelPackage {
+            dir: dir.to_owned(),
+            manifest,
+        })
+    }
+
+    /// The package folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The stage called `name`, or an error naming the package.
+    pub fn stage(&self, name: &str) -> Result<&Stage, GraphError> {
+        self.manifest
+            .stages
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| GraphError::Package {
+                path: self.dir.clone(),
+                message: format!(
+                    "has no stage `{name}`; {CONVERT_HINT} with the missing checkpoint"
+                ),
+            })
+    }
+
+    /// Path of the stage's `.onnx` file.
+    pub fn stage_path(&self, name: &str) -> Result<PathBuf, GraphError> {
+        Ok(self.dir.join(&self.stage(name)?.file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weights::FormulaWeights;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("iplap-package-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn write_formula_package(dir: &Path) -> Manifest {
+        let src = SourceCheckpoint {
+            network: "landmark_generator".into(),
+            file: "landmark_generator_ref.pth".into(),
+            sha256: "00".repeat(32),
+        };
+        write_package(
+            dir,
+            &[("landmark_generator", &FormulaWeights::new())],
+            &[src],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn write_then_open_round_trips() {
+        let dir = temp_dir("roundtrip");
+        let written = write_formula_package(&dir);
+        let pkg = ModelPackage::open(&dir).unwrap();
+        assert_eq!(pkg.manifest(), &written);
+        let stage = pkg.stage("landmark_generator").unwrap();
+        assert_eq!(stage.inputs[0].name, "T_mels");
+        assert_eq!(stage.outputs[0].name, "predict_content");
+        assert!(pkg.stage_path("landmark_generator").unwrap().is_file());
+        let e = pkg.stage("renderer_translation").unwrap_err().to_string();
+        assert!(
+            e.contains("renderer_translation") && e.contains("iplap convert"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corrupted_or_missing_packages_give_clear_errors() {
+        let dir = temp_dir("corrupt");
+        let e = ModelPackage::open(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("does not exist") && e.contains("iplap convert"),
+            "{e}"
+        );
+
+        write_formula_package(&dir);
+        let onnx = dir.join("landmark_generator.onnx");
+        let mut bytes = std::fs::read(&onnx).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&onnx, &bytes).unwrap();
+        let e = ModelPackage::open(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("landmark_generator.onnx")
+                && e.contains("sha256")
+                && e.contains("iplap convert"),
+            "{e}"
+        );
+
+        std::fs::remove_file(&onnx).unwrap();
+        let e = ModelPackage::open(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("landmark_generator.onnx") && e.contains("unreadable"),
+            "{e}"
+        );
+
+        std::fs::write(dir.join(MANIFEST_FILE), "{ not json").unwrap();
+        let e = ModelPackage::open(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("manifest.json") && e.contains("invalid manifest"),
+            "{e}"
+        );
+
+        std::fs::remove_file(dir.join(MANIFEST_FILE)).unwrap();
+        let e = ModelPackage::open(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("manifest.json") && e.contains("iplap convert"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn renderer_stages_follow_the_landmark_generator() {
+        let dir = temp_dir("full");
+        let w = FormulaWeights::new();
+        let m = write_package(&dir, &[("renderer", &w), ("landmark_generator", &w)], &[]).unwrap();
+        let names: Vec<&str> = m.stages.iter().map(|s| s.name.as_str()).collect();
+        let want: Vec<&str> = STAGES.iter().map(|d| d.name).collect();
+        assert_eq!(names, want);
+        assert!(m.unused_weights.is_empty(), "formula sources list no keys");
+        let pkg = ModelPackage::open(&dir).unwrap();
+        assert_eq!(pkg.manifest().stages.len(), STAGES.len());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unknown_network_is_refused() {
+        let dir = temp_dir("unknown");
+        let e = write_package(&dir, &[("vgg", &FormulaWeights::new())], &[]).unwrap_err();
+        assert!(e.to_string().contains("vgg"));
+    }
+}

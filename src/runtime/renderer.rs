@@ -1,0 +1,441 @@
+//! The renderer runtime: [`RenderEngine`] runs the staged renderer of spec §7.3 (graphs in
+//! [`crate::graph::renderer`], warp in [`crate::warp`]) for one frame at a time.
+//!
+//! * [`RenderEngine::set_reference_bank`] runs stage (a) once and caches h1, h2 and the reference
+//!   images (about 6.2 MiB per reference, spec §7.2).
+//! * [`RenderEngine::render`] runs stage (b) once, stage (c) over the references in chunks of
+//!   [`RenderConfig::chunk`] (bounding the activation memory), accumulates each chunk's warps (d)
+//!   as soon as it is ready, then runs the translation network (e).
+//!
+//! The result equals the official `Renderer.forward` (spec §5.2) up to float32 summation order.
+
+mod stages;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array4, ArrayView4, Axis, s};
+
+pub use stages::{
+    FlowHead, FlowHeadOutput, FlowModulation, RefEncoder, RefFeatures, SpadeMaps, Translation,
+    TranslationInput, TranslationIntermediates, TranslationOutput,
+};
+
+use crate::graph::GraphError;
+use crate::graph::package::ModelPackage;
+use crate::graph::renderer::{
+    HALF, IMG, RendererGraphOptions, RendererGraphs, flow_head, flow_modulation, ref_encoder,
+    translation,
+};
+use crate::graph::weights::WeightSource;
+use crate::runtime::{SessionConfig, SessionError};
+use crate::warp::{WarpAccumulator, WarpChunk, WarpError};
+use stages::check_shape;
+
+/// Number of target sketches per frame (the T = 5 window, spec §5.2).
+pub const TARGET_SKETCHES: usize = 5;
+/// First row of the face that is zeroed before the translation network (`128 // 2`, spec §5.2 step 3).
+pub const MASK_ROW: usize = IMG / 2;
+/// Default number of references per flow-head run.
+pub const DEFAULT_CHUNK: usize = 5;
+
+/// Errors of the renderer runtime; never a panic on bad input.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// ONNX Runtime could not load or run a stage.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Building the graphs or opening the model package failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// The warp stage rejected its inputs.
+    #[error(transparent)]
+    Warp(#[from] WarpError),
+    /// An input tensor has the wrong shape (`N` = any count).
+    #[error("renderer input `{name}`: expected shape {expected:?}, got {got:?}")]
+    Shape {
+        /// Input name.
+        name: &'static str,
+        /// Expected dims.
+        expected: Vec<String>,
+        /// Actual dims.
+        got: Vec<usize>,
+    },
+    /// A stage returned fewer values than its contract promises.
+    #[error("renderer stage {stage}: output `{name}` has {got} values, expected shape {shape:?}")]
+    Output {
+        /// Stage.
+        stage: &'static str,
+        /// Output name.
+        name: String,
+        /// Values returned.
+        got: usize,
+        /// Expected shape.
+        shape: Vec<usize>,
+    },
+    /// The reference bank is empty.
+    #[error("the reference bank needs at least one reference")]
+    EmptyBank,
+    /// [`RenderEngine::render`] was called before [`RenderEngine::set_reference_bank`].
+    #[error("no reference bank: call set_reference_bank first")]
+    NoReferenceBank,
+}
+
+/// Settings of a [`RenderEngine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderConfig {
+    /// ONNX Runtime provider and intra-op threads of every stage.
+    pub session: SessionConfig,
+    /// References per flow-head run (≥ 1): larger batches are slightly faster, smaller ones bound the
+    /// memory (about 35 MiB of activations per reference).
+    pub chunk: usize,
+    /// Threads of the warp stage; 0 = `session.intra_threads`, or the available parallelism.
+    pub warp_threads: usize,
+    /// Keep every reference's flow and weight in [`RenderOutput`] (tests, debugging).
+    pub keep_flow: bool,
+    /// Build the graphs with intermediate outputs (only with [`RenderEngine::from_weights`]).
+    pub graph: RendererGraphOptions,
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig {
+            session: SessionConfig::default(),
+            chunk: DEFAULT_CHUNK,
+            warp_threads: 0,
+            keep_flow: false,
+            graph: RendererGraphOptions::default(),
+        }
+    }
+}
+
+/// One frame's inputs (spec app. D, batch 1).
+#[derive(Debug, Clone, Copy)]
+pub struct RenderInput<'a> {
+    /// `(1, 3, 128, 128)`: the template face crop, BGR in [0, 1], *unmasked* (the engine zeroes rows
+    /// 64..127 itself).
+    pub face: ArrayView4<'a, f32>,
+    /// `(5, 3, 128, 128)`: the five target sketches of the window, [0, 1].
+    pub target_sketches: ArrayView4<'a, f32>,
+    /// `(1, 1, 80, 16)`: the renderer's mel chunk.
+    pub audio: ArrayView4<'a, f32>,
+}
+
+/// Wall-clock time of each per-frame stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RenderTimings {
+    /// Stage (b).
+    pub modulation: Duration,
+    /// Stage (c), all chunks.
+    pub flow_head: Duration,
+    /// Stage (d), all chunks plus the final division.
+    pub warp: Duration,
+    /// Stage (e), including building `translation_input`.
+    pub translation: Duration,
+}
+
+impl RenderTimings {
+    /// Sum of the stages.
+    pub fn total(&self) -> Duration {
+        self.modulation + self.flow_head + self.warp + self.translation
+    }
+}
+
+/// One frame's outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderOutput {
+    /// `(1, 3, 128, 128)`: the generated face, BGR in (0, 1).
+    pub generated_face: Array4<f32>,
+    /// `(1, 3, 128, 128)`: the weighted warped references (`ref_avg`, the official `wrapped_ref`).
+    pub wrapped_ref: Array4<f32>,
+    /// `(1, 32, 128, 128)`: `h1_avg`.
+    pub wrapped_h1: Array4<f32>,
+    /// `(1, 256, 64, 64)`: `h2_avg`.
+    pub wrapped_h2: Array4<f32>,
+    /// `(N, 2, 128, 128)` per-reference flows, with [`RenderConfig::keep_flow`].
+    pub flow: Option<Array4<f32>>,
+    /// `(N, 1, 128, 128)` per-reference weights, with [`RenderConfig::keep_flow`].
+    pub weight: Option<Array4<f32>>,
+    /// Translation-network intermediates, when the graphs were built with intermediates.
+    pub intermediates: Option<TranslationIntermediates>,
+    /// Per-stage times.
+    pub timings: RenderTimings,
+}
+
+/// The cached reference bank: features and images of N references.
+#[derive(Debug, Clone)]
+struct ReferenceBank {
+    features: RefFeatures,
+    ref_img: Array4<f32>,
+}
+
+/// The staged renderer with a cached reference bank; see the module documentation.
+pub struct RenderEngine {
+    config: RenderConfig,
+    ref_encoder: RefEncoder,
+    flow_modulation: FlowModulation,
+    flow_head: FlowHead,
+    translation: Translation,
+    bank: Option<ReferenceBank>,
+    warp: WarpAccumulator,
+}
+
+impl RenderEngine {
+    /// Builds the graphs from Renderer weights (keys `flow_module.*`, `translation.*`) in memory.
+    pub fn from_weights(src: &dyn WeightSource, config: RenderConfig) -> Result<Self, RenderError> {
+        let graphs = RendererGraphs::build(src, config.graph)?;
+        Self::from_graphs(&graphs, config)
+    }
+
+    /// Creates the sessions of already built graphs.
+    pub fn from_graphs(g: &RendererGraphs, config: RenderConfig) -> Result<Self, RenderError> {
+        Self::from_stage_bytes(
+            [
+                g.ref_encoder.to_bytes(),
+                g.flow_modulation.to_bytes(),
+                g.flow_head.to_bytes(),
+                g.translation.to_bytes(),
+            ],
+            "(in memory)",
+            config,
+        )
+    }
+
+    /// Loads the four renderer stages of a model package (stage names = the graph names,
+    /// [`crate::graph::renderer::STAGES`]). `config.graph` is ignored: packages hold production graphs.
+    pub fn from_package(pkg: &ModelPackage, config: RenderConfig) -> Result<Self, RenderError> {
+        let read = |name: &str| -> Result<Vec<u8>, RenderError> {
+            let path = pkg.stage_path(name)?;
+            std::fs::read(&path)
+                .map_err(|source| RenderError::Graph(GraphError::Io { path, source }))
+        };
+        let bytes = [
+            read(ref_encoder::NAME)?,
+            read(flow_modulation::NAME)?,
+            read(flow_head::NAME)?,
+            read(translation::NAME)?,
+        ];
+        let config = RenderConfig {
+            graph: RendererGraphOptions::default(),
+            ..config
+        };
+        Self::from_stage_bytes(bytes, &pkg.dir().display().to_string(), config)
+    }
+
+    fn from_stage_bytes(
+        bytes: [Vec<u8>; 4],
+        origin: &str,
+        config: RenderConfig,
+    ) -> Result<Self, RenderError> {
+        let [a, b, c, e] = bytes;
+        let label = |name: &str| format!("{name} {origin}");
+        let s = &config.session;
+        let warp_threads = match (config.warp_threads, s.intra_threads) {
+            (0, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            (0, t) => t,
+            (w, _) => w,
+        };
+        Ok(RenderEngine {
+            config: RenderConfig {
+                chunk: config.chunk.max(1),
+                ..config
+            },
+            ref_encoder: RefEncoder::from_bytes(&label(ref_encoder::NAME), a, s)?,
+            flow_modulation: FlowModulation::from_bytes(&label(flow_modulation::NAME), &b, s)?,
+            flow_head: FlowHead::from_bytes(&label(flow_head::NAME), c, config.graph, s)?,
+            translation: Translation::from_bytes(&label(translation::NAME), &e, config.graph, s)?,
+            bank: None,
+            warp: WarpAccumulator::new(warp_threads),
+        })
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &RenderConfig {
+        &self.config
+    }
+
+    /// Number of references in the cached bank (`None` before [`Self::set_reference_bank`]).
+    pub fn reference_count(&self) -> Option<usize> {
+        self.bank.as_ref().map(|b| b.ref_img.len_of(Axis(0)))
+    }
+
+    /// The cached h1/h2 of the reference bank.
+    pub fn reference_features(&self) -> Option<&RefFeatures> {
+        self.bank.as_ref().map(|b| &b.features)
+    }
+
+    /// Encodes and caches a reference bank: images BGR [0, 1] and their sketches, both
+    /// `(N, 3, 128, 128)`, N ≥ 1 (25 in the official inference). Runs stage (a) in chunks. After an
+    /// error the engine has no bank (the previous one is dropped first, to bound memory).
+    pub fn set_reference_bank(
+        &mut self,
+        ref_imgs: ArrayView4<'_, f32>,
+        ref_sketches: ArrayView4<'_, f32>,
+    ) -> Result<(), RenderError> {
+        let n = ref_imgs.len_of(Axis(0));
+        let shape = [Some(n), Some(3), Some(IMG), Some(IMG)];
+        check_shape("ref_imgs", &ref_imgs, shape)?;
+        check_shape("ref_sketches", &ref_sketches, shape)?;
+        if n == 0 {
+            return Err(RenderError::EmptyBank);
+        }
+        self.bank = None; // free the old bank before allocating the new one
+        let mut h1 = Array4::<f32>::zeros((n, ref_encoder::H1_CHANNELS, IMG, IMG));
+        let mut h2 = Array4::<f32>::zeros((n, ref_encoder::H2_CHANNELS, HALF, HALF));
+        for (a, b) in chunks(n, self.config.chunk) {
+            let f = self.ref_encoder.run(
+                ref_imgs.slice(s![a..b, .., .., ..]),
+                ref_sketches.slice(s![a..b, .., .., ..]),
+            )?;
+            h1.slice_mut(s![a..b, .., .., ..]).assign(&f.h1);
+            h2.slice_mut(s![a..b, .., .., ..]).assign(&f.h2);
+        }
+        self.bank = Some(ReferenceBank {
+            features: RefFeatures { h1, h2 },
+            ref_img: ref_imgs.as_standard_layout().into_owned(),
+        });
+        Ok(())
+    }
+
+    /// Renders one frame with the cached reference bank (stages (b)-(e)).
+    pub fn render(&mut self, x: &RenderInput<'_>) -> Result<RenderOutput, RenderError> {
+        check_shape("face", &x.face, [Some(1), Some(3), Some(IMG), Some(IMG)])?;
+        check_shape(
+            "target_sketches",
+            &x.target_sketches,
+            [Some(TARGET_SKETCHES), Some(3), Some(IMG), Some(IMG)],
+        )?;
+        check_shape("audio", &x.audio, [Some(1), Some(1), Some(80), Some(16)])?;
+        let bank = self.bank.as_ref().ok_or(RenderError::NoReferenceBank)?;
+        let n = bank.ref_img.len_of(Axis(0));
+        let mut timings = RenderTimings::default();
+
+        let t = Instant::now();
+        let maps = self.flow_modulation.run(x.target_sketches)?;
+        timings.modulation = t.elapsed();
+
+        let mut kept = self.config.keep_flow.then(|| {
+            (
+                Array4::<f32>::zeros((n, 2, IMG, IMG)),
+                Array4::<f32>::zeros((n, 1, IMG, IMG)),
+            )
+        });
+        self.warp.reset();
+        for (a, b) in chunks(n, self.config.chunk) {
+            let range = s![a..b, .., .., ..];
+            let t = Instant::now();
+            let head = self.flow_head.run(bank.features.h2.slice(range), &maps)?;
+            timings.flow_head += t.elapsed();
+            let t = Instant::now();
+            self.warp.add(&WarpChunk {
+                flow: head.flow.view(),
+                weight: head.weight.view(),
+                h1: bank.features.h1.slice(range),
+                h2: bank.features.h2.slice(range),
+                ref_img: bank.ref_img.slice(range),
+            })?;
+            timings.warp += t.elapsed();
+            if let Some((flow, weight)) = kept.as_mut() {
+                flow.slice_mut(range).assign(&head.flow);
+                weight.slice_mut(range).assign(&head.weight);
+            }
+        }
+        let t = Instant::now();
+        let avg = self.warp.finish()?;
+        timings.warp += t.elapsed();
+
+        let t = Instant::now();
+        let translation_input = translation_input(x.face, x.target_sketches)?;
+        let out = self.translation.run(&TranslationInput {
+            translation_input: translation_input.view(),
+            h1_avg: avg.h1_avg.view(),
+            h2_avg: avg.h2_avg.view(),
+            ref_avg: avg.ref_avg.view(),
+            audio: x.audio,
+        })?;
+        timings.translation = t.elapsed();
+
+        let (flow, weight) = kept.unzip();
+        Ok(RenderOutput {
+            generated_face: out.generated,
+            wrapped_ref: avg.ref_avg,
+            wrapped_h1: avg.h1_avg,
+            wrapped_h2: avg.h2_avg,
+            flow,
+            weight,
+            intermediates: out.intermediates,
+            timings,
+        })
+    }
+
+    /// Stage (e) alone (e.g. to inspect intermediates with golden inputs).
+    pub fn translation(&mut self) -> &mut Translation {
+        &mut self.translation
+    }
+
+    /// Stage (c) alone.
+    pub fn flow_head(&mut self) -> &mut FlowHead {
+        &mut self.flow_head
+    }
+
+    /// Stage (b) alone.
+    pub fn flow_modulation(&mut self) -> &mut FlowModulation {
+        &mut self.flow_modulation
+    }
+}
+
+/// `translation_input` (spec §5.2 steps 2-4): `[face with rows 64.. zeroed (3), sketches (15)]`,
+/// `(1, 18, 128, 128)`, from the unmasked face `(1, 3, 128, 128)` and the sketches `(5, 3, 128, 128)`.
+pub fn translation_input(
+    face: ArrayView4<'_, f32>,
+    target_sketches: ArrayView4<'_, f32>,
+) -> Result<Array4<f32>, RenderError> {
+    check_shape("face", &face, [Some(1), Some(3), Some(IMG), Some(IMG)])?;
+    let sketches = [Some(TARGET_SKETCHES), Some(3), Some(IMG), Some(IMG)];
+    check_shape("target_sketches", &target_sketches, sketches)?;
+    let mut out = Array4::<f32>::zeros((1, translation::INPUT_CHANNELS, IMG, IMG));
+    out.slice_mut(s![0, 0..3, 0..MASK_ROW, ..])
+        .assign(&face.slice(s![0, .., 0..MASK_ROW, ..]));
+    for (k, sketch) in target_sketches.outer_iter().enumerate() {
+        out.slice_mut(s![0, 3 + 3 * k..6 + 3 * k, .., ..])
+            .assign(&sketch);
+    }
+    Ok(out)
+}
+
+/// `[a, b)` ranges of at most `chunk` references covering `0..n`.
+fn chunks(n: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
+    let chunk = chunk.max(1);
+    (0..n).step_by(chunk).map(move |a| (a, (a + chunk).min(n)))
+}
+
+/// Loads a renderer from a model package folder (convenience for [`RenderEngine::from_package`]).
+pub fn open_package(dir: &Path, config: RenderConfig) -> Result<RenderEngine, RenderError> {
+    RenderEngine::from_package(&ModelPackage::open(dir)?, config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_bank() {
+        assert_eq!(chunks(25, 5).collect::<Vec<_>>().len(), 5);
+        assert_eq!(
+            chunks(7, 3).collect::<Vec<_>>(),
+            vec![(0, 3), (3, 6), (6, 7)]
+        );
+        assert_eq!(chunks(2, 0).collect::<Vec<_>>(), vec![(0, 1), (1, 2)]);
+    }
+
+    #[test]
+    fn translation_input_masks_the_lower_half() {
+        let face = Array4::<f32>::from_elem((1, 3, IMG, IMG), 0.5);
+        let sk = Array4::from_shape_fn((5, 3, IMG, IMG), |(k, c, _, _)| (k * 3 + c) as f32);
+        let t = translation_input(face.view(), sk.view()).unwrap();
+        assert!(translation_input(sk.view(), face.view()).is_err());
+        assert_eq!(t[[0, 2, MASK_ROW - 1, 7]], 0.5);
+        assert_eq!(t[[0, 0, MASK_ROW, 7]], 0.0);
+        assert_eq!(t[[0, 3 + 7, 100, 3]], 7.0);
+    }
+}

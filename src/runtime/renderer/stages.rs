@@ -1,0 +1,454 @@
+//! Typed wrappers of the four renderer ONNX stages (graphs in [`crate::graph::renderer`]; STYLE B4).
+//!
+//! Each wrapper checks its tensors' shapes before running and the session's declared inputs and
+//! outputs at load. Stages (a) and (c) have a symbolic reference count N: [`BatchedSession`] keeps one
+//! session per batch size actually used (normally one or two: the chunk size and a remainder).
+
+use ndarray::{Array4, ArrayView4};
+
+use super::RenderError;
+use crate::graph::onnx::{Dim, TensorSpec};
+use crate::graph::renderer::{
+    HALF, IMG, N_REF_DIM, RendererGraphOptions, flow_head as fh, flow_modulation as fm,
+    ref_encoder as re, translation as tr,
+};
+use crate::runtime::{ModelSession, SessionConfig};
+
+/// Checks that `a` has `expected` shape; `None` entries match any size.
+pub(crate) fn check_shape(
+    name: &'static str,
+    a: &ArrayView4<'_, f32>,
+    expected: [Option<usize>; 4],
+) -> Result<(), RenderError> {
+    let ok = a
+        .shape()
+        .iter()
+        .zip(expected)
+        .all(|(&g, e)| e.is_none_or(|e| e == g));
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError::Shape {
+            name,
+            expected: expected
+                .iter()
+                .map(|e| e.map_or("N".into(), |v| v.to_string()))
+                .collect(),
+            got: a.shape().to_vec(),
+        })
+    }
+}
+
+/// Row-major data of a view (copied only when it is not already contiguous).
+fn contiguous<'a>(a: &'a ArrayView4<'a, f32>) -> std::borrow::Cow<'a, [f32]> {
+    match a.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+/// Wraps a model output as an array of the given shape.
+fn array(
+    stage: &'static str,
+    name: &str,
+    data: Vec<f32>,
+    shape: [usize; 4],
+) -> Result<Array4<f32>, RenderError> {
+    let got = data.len();
+    Array4::from_shape_vec(shape, data).map_err(|_| RenderError::Output {
+        stage,
+        name: name.to_owned(),
+        got,
+        shape: shape.to_vec(),
+    })
+}
+
+/// A stage with a symbolic first dimension ([`N_REF_DIM`]): one [`ModelSession`] per batch size, each
+/// checked against the contract with N fixed to that size.
+pub(crate) struct BatchedSession {
+    label: String,
+    bytes: Vec<u8>,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+    config: SessionConfig,
+    sessions: Vec<(usize, ModelSession)>,
+}
+
+impl BatchedSession {
+    fn new(
+        label: &str,
+        bytes: Vec<u8>,
+        contract: (Vec<TensorSpec>, Vec<TensorSpec>),
+        config: &SessionConfig,
+    ) -> Result<Self, RenderError> {
+        let mut s = BatchedSession {
+            label: label.to_owned(),
+            bytes,
+            inputs: contract.0,
+            outputs: contract.1,
+            config: *config,
+            sessions: Vec::new(),
+        };
+        s.session(1)?; // validates the model now rather than at the first frame
+        Ok(s)
+    }
+
+    fn session(&mut self, n: usize) -> Result<&mut ModelSession, RenderError> {
+        let index = match self.sessions.iter().position(|(k, _)| *k == n) {
+            Some(i) => i,
+            None => {
+                let fix = |specs: &[TensorSpec]| -> Vec<TensorSpec> {
+                    specs
+                        .iter()
+                        .map(|s| TensorSpec {
+                            shape: s
+                                .shape
+                                .iter()
+                                .map(|d| match d {
+                                    Dim::Symbolic(name) if name == N_REF_DIM => Dim::Fixed(n),
+                                    other => other.clone(),
+                                })
+                                .collect(),
+                            ..s.clone()
+                        })
+                        .collect()
+                };
+                let label = format!("{} (n_ref = {n})", self.label);
+                let s = ModelSession::from_bytes(
+                    &label,
+                    &self.bytes,
+                    &fix(&self.inputs),
+                    &fix(&self.outputs),
+                    &self.config,
+                )?;
+                self.sessions.push((n, s));
+                self.sessions.len() - 1
+            }
+        };
+        Ok(&mut self.sessions[index].1)
+    }
+}
+
+/// h1 and h2 of a batch of references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefFeatures {
+    /// `(N, 32, 128, 128)`.
+    pub h1: Array4<f32>,
+    /// `(N, 256, 64, 64)`.
+    pub h2: Array4<f32>,
+}
+
+/// Stage (a), [`crate::graph::renderer::ref_encoder`]: in `ref_img`, `ref_sketch` `(N, 3, 128, 128)`;
+/// out `h1` `(N, 32, 128, 128)`, `h2` `(N, 256, 64, 64)`.
+pub struct RefEncoder {
+    stage: BatchedSession,
+}
+
+impl RefEncoder {
+    /// Loads the stage from `.onnx` bytes.
+    pub fn from_bytes(
+        label: &str,
+        bytes: Vec<u8>,
+        config: &SessionConfig,
+    ) -> Result<Self, RenderError> {
+        Ok(RefEncoder {
+            stage: BatchedSession::new(label, bytes, re::contract(), config)?,
+        })
+    }
+
+    /// Encodes N ≥ 1 references: images BGR [0, 1] and sketches [0, 1], both `(N, 3, 128, 128)`.
+    pub fn run(
+        &mut self,
+        ref_img: ArrayView4<'_, f32>,
+        ref_sketch: ArrayView4<'_, f32>,
+    ) -> Result<RefFeatures, RenderError> {
+        let n = ref_img.shape()[0];
+        let shape = [Some(n), Some(3), Some(IMG), Some(IMG)];
+        check_shape("ref_img", &ref_img, shape)?;
+        check_shape("ref_sketch", &ref_sketch, shape)?;
+        if n == 0 {
+            return Err(RenderError::EmptyBank);
+        }
+        let (img, sketch) = (contiguous(&ref_img), contiguous(&ref_sketch));
+        let out = self.stage.session(n)?.run_f32(
+            &[(re::IN_REF_IMG, &img), (re::IN_REF_SKETCH, &sketch)],
+            &[re::OUT_H1, re::OUT_H2],
+        )?;
+        let [h1, h2]: [Vec<f32>; 2] = out.try_into().map_err(|_| missing("ref_encoder"))?;
+        Ok(RefFeatures {
+            h1: array(
+                "ref_encoder",
+                re::OUT_H1,
+                h1,
+                [n, re::H1_CHANNELS, IMG, IMG],
+            )?,
+            h2: array(
+                "ref_encoder",
+                re::OUT_H2,
+                h2,
+                [n, re::H2_CHANNELS, HALF, HALF],
+            )?,
+        })
+    }
+}
+
+fn missing(stage: &'static str) -> RenderError {
+    RenderError::Output {
+        stage,
+        name: "(outputs)".into(),
+        got: 0,
+        shape: Vec::new(),
+    }
+}
+
+/// The scale (`1 + γ`) and shift (`β`) maps of the six flow-network SPADELayers, in the order of
+/// [`crate::graph::renderer::flow_modulation::LAYERS`] (scale, shift, scale, shift, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpadeMaps {
+    maps: Vec<Vec<f32>>,
+}
+
+/// Stage (b), [`crate::graph::renderer::flow_modulation`]: in `driving` `(1, 15, 128, 128)`; out the
+/// [`SpadeMaps`].
+pub struct FlowModulation {
+    session: ModelSession,
+}
+
+impl FlowModulation {
+    /// Loads the stage from `.onnx` bytes.
+    pub fn from_bytes(
+        label: &str,
+        bytes: &[u8],
+        config: &SessionConfig,
+    ) -> Result<Self, RenderError> {
+        let (inputs, outputs) = fm::contract();
+        Ok(FlowModulation {
+            session: ModelSession::from_bytes(label, bytes, &inputs, &outputs, config)?,
+        })
+    }
+
+    /// Runs on the driving sketch stack: the 5 target sketches `(5, 3, 128, 128)` in [0, 1]
+    /// (row-major, identical to the `(1, 15, 128, 128)` channel concatenation of spec §5.2 step 2).
+    pub fn run(&mut self, target_sketches: ArrayView4<'_, f32>) -> Result<SpadeMaps, RenderError> {
+        check_shape(
+            "target_sketches",
+            &target_sketches,
+            [Some(5), Some(3), Some(IMG), Some(IMG)],
+        )?;
+        let driving = contiguous(&target_sketches);
+        let names: Vec<&str> = fm::LAYERS.iter().flat_map(|l| [l.scale, l.shift]).collect();
+        let maps = self
+            .session
+            .run_f32(&[(fm::IN_DRIVING, &driving)], &names)?;
+        Ok(SpadeMaps { maps })
+    }
+}
+
+/// Flow-head results for a batch of references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowHeadOutput {
+    /// `(N, 2, 128, 128)`: flow in pixels (x, y).
+    pub flow: Array4<f32>,
+    /// `(N, 1, 128, 128)`: sigmoid weights.
+    pub weight: Array4<f32>,
+    /// `(N, 256, 64, 64)`: `spade_layer_1` output, only with intermediates.
+    pub spade1: Option<Array4<f32>>,
+}
+
+/// Stage (c), [`crate::graph::renderer::flow_head`]: in `h2` `(N, 256, 64, 64)` and the [`SpadeMaps`];
+/// out `flow` `(N, 2, 128, 128)`, `weight` `(N, 1, 128, 128)` (and `flow_spade1` with intermediates).
+pub struct FlowHead {
+    stage: BatchedSession,
+    intermediates: bool,
+}
+
+impl FlowHead {
+    /// Loads the stage from `.onnx` bytes; `opts` must match how the graph was built.
+    pub fn from_bytes(
+        label: &str,
+        bytes: Vec<u8>,
+        opts: RendererGraphOptions,
+        config: &SessionConfig,
+    ) -> Result<Self, RenderError> {
+        Ok(FlowHead {
+            stage: BatchedSession::new(label, bytes, fh::contract(opts), config)?,
+            intermediates: opts.intermediates,
+        })
+    }
+
+    /// Runs on a batch of N ≥ 1 references' h2 with the frame's [`SpadeMaps`].
+    pub fn run(
+        &mut self,
+        h2: ArrayView4<'_, f32>,
+        maps: &SpadeMaps,
+    ) -> Result<FlowHeadOutput, RenderError> {
+        let n = h2.shape()[0];
+        check_shape(
+            "h2",
+            &h2,
+            [Some(n), Some(re::H2_CHANNELS), Some(HALF), Some(HALF)],
+        )?;
+        if n == 0 {
+            return Err(RenderError::EmptyBank);
+        }
+        let h2 = contiguous(&h2);
+        let mut inputs: Vec<(&str, &[f32])> = vec![(fh::IN_H2, &h2)];
+        let names = fm::LAYERS.iter().flat_map(|l| [l.scale, l.shift]);
+        inputs.extend(names.zip(maps.maps.iter().map(Vec::as_slice)));
+        let mut wanted = vec![fh::OUT_FLOW, fh::OUT_WEIGHT];
+        if self.intermediates {
+            wanted.push(fh::OUT_SPADE1);
+        }
+        let mut out = self
+            .stage
+            .session(n)?
+            .run_f32(&inputs, &wanted)?
+            .into_iter();
+        let mut next = |name: &str, c: usize, side: usize| match out.next() {
+            Some(v) => array("flow_head", name, v, [n, c, side, side]),
+            None => Err(missing("flow_head")),
+        };
+        let flow = next(fh::OUT_FLOW, 2, IMG)?;
+        let weight = next(fh::OUT_WEIGHT, 1, IMG)?;
+        let spade1 = match self.intermediates {
+            true => Some(next(fh::OUT_SPADE1, 256, HALF)?),
+            false => None,
+        };
+        Ok(FlowHeadOutput {
+            flow,
+            weight,
+            spade1,
+        })
+    }
+}
+
+/// Inputs of the translation network, all batch 1 (spec §5.2 "TranslationNetwork").
+#[derive(Debug, Clone, Copy)]
+pub struct TranslationInput<'a> {
+    /// `(1, 18, 128, 128)`: masked face (BGR, rows 64.. zeroed) then the 15 driving channels.
+    pub translation_input: ArrayView4<'a, f32>,
+    /// `(1, 32, 128, 128)`.
+    pub h1_avg: ArrayView4<'a, f32>,
+    /// `(1, 256, 64, 64)`.
+    pub h2_avg: ArrayView4<'a, f32>,
+    /// `(1, 3, 128, 128)`, BGR.
+    pub ref_avg: ArrayView4<'a, f32>,
+    /// `(1, 1, 80, 16)`: the mel chunk.
+    pub audio: ArrayView4<'a, f32>,
+}
+
+/// Translation-network intermediates (graphs built with intermediates only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslationIntermediates {
+    /// `(1, 512, 1, 1)`.
+    pub audio_feature: Array4<f32>,
+    /// `(1, 256, 64, 64)`.
+    pub spade1: Array4<f32>,
+    /// `(1, 256, 64, 64)`.
+    pub adain1: Array4<f32>,
+    /// `(1, 64, 128, 128)`.
+    pub spade4: Array4<f32>,
+    /// `(1, 3, 128, 128)`, before the Sigmoid.
+    pub conv_last: Array4<f32>,
+}
+
+/// Stage (e) output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranslationOutput {
+    /// `(1, 3, 128, 128)`: generated face, BGR in (0, 1).
+    pub generated: Array4<f32>,
+    /// Present when the graph was built with intermediates.
+    pub intermediates: Option<TranslationIntermediates>,
+}
+
+/// Stage (e), [`crate::graph::renderer::translation`].
+pub struct Translation {
+    session: ModelSession,
+    intermediates: bool,
+}
+
+impl Translation {
+    /// Loads the stage from `.onnx` bytes; `opts` must match how the graph was built.
+    pub fn from_bytes(
+        label: &str,
+        bytes: &[u8],
+        opts: RendererGraphOptions,
+        config: &SessionConfig,
+    ) -> Result<Self, RenderError> {
+        let (inputs, outputs) = tr::contract(opts);
+        Ok(Translation {
+            session: ModelSession::from_bytes(label, bytes, &inputs, &outputs, config)?,
+            intermediates: opts.intermediates,
+        })
+    }
+
+    /// Runs the translation network once.
+    pub fn run(&mut self, x: &TranslationInput<'_>) -> Result<TranslationOutput, RenderError> {
+        let one = Some(1);
+        check_shape(
+            tr::IN_TRANSLATION_INPUT,
+            &x.translation_input,
+            [one, Some(tr::INPUT_CHANNELS), Some(IMG), Some(IMG)],
+        )?;
+        check_shape(
+            tr::IN_H1_AVG,
+            &x.h1_avg,
+            [one, Some(32), Some(IMG), Some(IMG)],
+        )?;
+        check_shape(
+            tr::IN_H2_AVG,
+            &x.h2_avg,
+            [one, Some(256), Some(HALF), Some(HALF)],
+        )?;
+        check_shape(
+            tr::IN_REF_AVG,
+            &x.ref_avg,
+            [one, Some(3), Some(IMG), Some(IMG)],
+        )?;
+        check_shape(tr::IN_AUDIO, &x.audio, [one, one, Some(80), Some(16)])?;
+        let (ti, h1, h2) = (
+            contiguous(&x.translation_input),
+            contiguous(&x.h1_avg),
+            contiguous(&x.h2_avg),
+        );
+        let (ra, au) = (contiguous(&x.ref_avg), contiguous(&x.audio));
+        let inputs = [
+            (tr::IN_TRANSLATION_INPUT, &*ti),
+            (tr::IN_H1_AVG, &*h1),
+            (tr::IN_H2_AVG, &*h2),
+            (tr::IN_REF_AVG, &*ra),
+            (tr::IN_AUDIO, &*au),
+        ];
+        let mut wanted = vec![tr::OUT_GENERATED];
+        if self.intermediates {
+            wanted.extend([
+                tr::OUT_AUDIO_FEATURE,
+                tr::OUT_SPADE1,
+                tr::OUT_ADAIN1,
+                tr::OUT_SPADE4,
+                tr::OUT_CONV_LAST,
+            ]);
+        }
+        let mut out = self.session.run_f32(&inputs, &wanted)?.into_iter();
+        let mut next = |name: &str, shape: [usize; 4]| match out.next() {
+            Some(v) => array("translation", name, v, shape),
+            None => Err(missing("translation")),
+        };
+        let generated = next(tr::OUT_GENERATED, [1, 3, IMG, IMG])?;
+        let intermediates = if self.intermediates {
+            Some(TranslationIntermediates {
+                audio_feature: next(tr::OUT_AUDIO_FEATURE, [1, tr::AUDIO_DIM, 1, 1])?,
+                spade1: next(tr::OUT_SPADE1, [1, 256, HALF, HALF])?,
+                adain1: next(tr::OUT_ADAIN1, [1, 256, HALF, HALF])?,
+                spade4: next(tr::OUT_SPADE4, [1, 64, IMG, IMG])?,
+                conv_last: next(tr::OUT_CONV_LAST, [1, 3, IMG, IMG])?,
+            })
+        } else {
+            None
+        };
+        Ok(TranslationOutput {
+            generated,
+            intermediates,
+        })
+    }
+}

@@ -1,0 +1,345 @@
+//! One ONNX Runtime session per model, with its I/O contract checked at load (STYLE B4) and the
+//! execution provider chosen explicitly (STYLE B5).
+//!
+//! `ort` builder errors are not `Send`/`Sync`; they are turned into strings here, so
+//! [`SessionError`] can cross threads and element boundaries.
+
+use std::fmt;
+use std::path::Path;
+
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use super::RuntimeError;
+use crate::graph::onnx::{DType, Dim, TensorSpec};
+
+/// Where a session runs. Only [`Provider::Cpu`] exists in this build; the others fail with
+/// [`SessionError::ProviderUnavailable`], never with a silent CPU run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// ONNX Runtime's CPU execution provider.
+    #[default]
+    Cpu,
+    /// The CUDA execution provider.
+    Cuda,
+    /// The TensorRT execution provider.
+    TensorRt,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::TensorRt => "tensorrt",
+        })
+    }
+}
+
+/// How to build a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Execution provider.
+    pub provider: Provider,
+    /// Threads used inside one operator; 0 lets ONNX Runtime choose (one per physical core).
+    pub intra_threads: usize,
+    /// Let idle intra-op threads spin before sleeping (ONNX Runtime's own default). Off by default
+    /// here: in a pipeline the cores are shared with decoders, encoders and our other sessions,
+    /// and spinning threads then made a 2-thread session 2-3x slower than a 1-thread one.
+    pub spin_wait: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            provider: Provider::Cpu,
+            intra_threads: 0,
+            spin_wait: false,
+        }
+    }
+}
+
+/// Errors of [`ModelSession`].
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// ONNX Runtime itself could not be loaded.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The requested execution provider is not part of this build or machine.
+    #[error(
+        "execution provider `{provider}` is not available in this build/machine ({reason}); \
+         use provider `cpu`"
+    )]
+    ProviderUnavailable {
+        /// The provider asked for.
+        provider: Provider,
+        /// Why not.
+        reason: String,
+    },
+    /// ONNX Runtime rejected the model or an option.
+    #[error("model {model}: could not create the ONNX Runtime session: {message}")]
+    Build {
+        /// Model file or label.
+        model: String,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+    /// The model's declared inputs/outputs differ from what the code expects.
+    #[error("model {model} does not match its I/O contract: {message} (re-run `iplap convert`)")]
+    Contract {
+        /// Model file or label.
+        model: String,
+        /// The difference.
+        message: String,
+    },
+    /// Bad input data (wrong length) or a failed run.
+    #[error("model {model}: {message}")]
+    Run {
+        /// Model file or label.
+        model: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// An ONNX Runtime session whose inputs and outputs were checked against a contract.
+pub struct ModelSession {
+    session: Session,
+    model: String,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+}
+
+impl fmt::Debug for ModelSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ModelSession")
+            .field("model", &self.model)
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
+impl ModelSession {
+    /// Builds a session from `.onnx` bytes; `label` names the model in errors.
+    pub fn from_bytes(
+        label: &str,
+        bytes: &[u8],
+        inputs: &[TensorSpec],
+        outputs: &[TensorSpec],
+        config: &SessionConfig,
+    ) -> Result<Self, SessionError> {
+        Self::build(label, Source::Bytes(bytes), inputs, outputs, config)
+    }
+
+    /// Builds a session from an `.onnx` file.
+    pub fn from_file(
+        path: &Path,
+        inputs: &[TensorSpec],
+        outputs: &[TensorSpec],
+        config: &SessionConfig,
+    ) -> Result<Self, SessionError> {
+        let label = path.display().to_string();
+        Self::build(&label, Source::File(path), inputs, outputs, config)
+    }
+
+    fn build(
+        label: &str,
+        source: Source<'_>,
+        inputs: &[TensorSpec],
+        outputs: &[TensorSpec],
+        config: &SessionConfig,
+    ) -> Result<Self, SessionError> {
+        if config.provider != Provider::Cpu {
+            return Err(SessionError::ProviderUnavailable {
+                provider: config.provider,
+                reason: "iplap was built without GPU execution providers".into(),
+            });
+        }
+        let env = super::environment()?;
+        let err = |message: String| SessionError::Build {
+            model: label.to_owned(),
+            message,
+        };
+        let mut builder = Session::builder(env)
+            .map_err(|e| err(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| err(e.to_string()))?;
+        if config.intra_threads > 0 {
+            builder = builder
+                .with_intra_threads(config.intra_threads)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        if !config.spin_wait {
+            builder = builder
+                .with_intra_op_spinning(false)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        let session = match source {
+            Source::Bytes(b) => builder.commit_from_memory(b),
+            Source::File(p) => builder.commit_from_file(p),
+        }
+        .map_err(|e| err(e.to_string()))?;
+        let s = ModelSession {
+            session,
+            model: label.to_owned(),
+            inputs: inputs.to_vec(),
+            outputs: outputs.to_vec(),
+        };
+        s.check_contract()?;
+        Ok(s)
+    }
+
+    fn check_contract(&self) -> Result<(), SessionError> {
+        let declared_in: Vec<(String, ValueType)> = self
+            .session
+            .inputs()
+            .iter()
+            .map(|o| (o.name().to_owned(), o.dtype().clone()))
+            .collect();
+        let declared_out: Vec<(String, ValueType)> = self
+            .session
+            .outputs()
+            .iter()
+            .map(|o| (o.name().to_owned(), o.dtype().clone()))
+            .collect();
+        for (want, have, what) in [
+            (&self.inputs, &declared_in, "input"),
+            (&self.outputs, &declared_out, "output"),
+        ] {
+            for spec in want {
+                let Some((_, ty)) = have.iter().find(|(n, _)| *n == spec.name) else {
+                    let names: Vec<&str> = have.iter().map(|(n, _)| n.as_str()).collect();
+                    return Err(self.contract(format!(
+                        "no {what} `{}` (the model has {names:?})",
+                        spec.name
+                    )));
+                };
+                check_type(spec, ty)
+                    .map_err(|m| self.contract(format!("{what} `{}`: {m}", spec.name)))?;
+            }
+        }
+        if let Some((extra, _)) = declared_in
+            .iter()
+            .find(|(n, _)| !self.inputs.iter().any(|s| &s.name == n))
+        {
+            return Err(self.contract(format!("unexpected input `{extra}`")));
+        }
+        Ok(())
+    }
+
+    fn contract(&self, message: String) -> SessionError {
+        SessionError::Contract {
+            model: self.model.clone(),
+            message,
+        }
+    }
+
+    /// The model file or label.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Runs with float32 inputs given by name (every contract input, data row-major in the
+    /// contract's shape) and returns the requested outputs' data in the order asked.
+    pub fn run_f32(
+        &mut self,
+        inputs: &[(&str, &[f32])],
+        outputs: &[&str],
+    ) -> Result<Vec<Vec<f32>>, SessionError> {
+        let model = self.model.clone();
+        let fail = |message: String| SessionError::Run {
+            model: model.clone(),
+            message,
+        };
+        let mut values = Vec::with_capacity(inputs.len());
+        for spec in &self.inputs {
+            let Some((_, data)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
+                return Err(fail(format!("input `{}` not given", spec.name)));
+            };
+            let shape: Vec<i64> = spec
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => Ok(*n as i64),
+                    Dim::Symbolic(s) => Err(fail(format!(
+                        "input `{}` has symbolic dim `{s}`; use a fixed shape",
+                        spec.name
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+            let numel: i64 = shape.iter().product();
+            if data.len() as i64 != numel {
+                return Err(fail(format!(
+                    "input `{}` needs {numel} values for shape {shape:?}, got {}",
+                    spec.name,
+                    data.len()
+                )));
+            }
+            let t = TensorRef::from_array_view((shape, *data)).map_err(|e| fail(e.to_string()))?;
+            values.push((spec.name.clone(), t));
+        }
+        let run_inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = values
+            .into_iter()
+            .map(|(n, t)| (n.into(), t.into()))
+            .collect();
+        let result = self
+            .session
+            .run(run_inputs)
+            .map_err(|e| fail(e.to_string()))?;
+        outputs
+            .iter()
+            .map(|name| {
+                let v = result
+                    .get(name)
+                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
+                let (_, data) = v
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
+                Ok(data.to_vec())
+            })
+            .collect()
+    }
+}
+
+fn check_type(spec: &TensorSpec, ty: &ValueType) -> Result<(), String> {
+    let ValueType::Tensor {
+        ty: elem, shape, ..
+    } = ty
+    else {
+        return Err(format!("is not a tensor ({ty:?})"));
+    };
+    let want = match spec.dtype {
+        DType::Float32 => TensorElementType::Float32,
+        DType::Int64 => TensorElementType::Int64,
+    };
+    if *elem != want {
+        return Err(format!("element type {elem:?}, expected {want:?}"));
+    }
+    if shape.len() != spec.shape.len() {
+        return Err(format!(
+            "rank {} ({:?}), expected {:?}",
+            shape.len(),
+            &shape[..],
+            spec.shape
+        ));
+    }
+    for (have, want) in shape.iter().zip(&spec.shape) {
+        if let Dim::Fixed(n) = want
+            && *have >= 0
+            && *have != *n as i64
+        {
+            return Err(format!("shape {:?}, expected {:?}", &shape[..], spec.shape));
+        }
+    }
+    Ok(())
+}
