@@ -1,9 +1,12 @@
 //! `iplap` — the command-line face of the engine and the elements.
 //!
-//! Subcommands are added as their issues land: `mel` (audio features), `track` (face landmarks),
-//! `prepare-face-models` today; `convert`, `eval`, `bench` and `sync` follow.
+//! Subcommands: `mel` (audio features), `track` (face landmarks), `prepare-face-models`,
+//! `convert` (checkpoints → model package), `eval` and `bench` (the networks); `sync` follows.
 
+mod bench;
+mod convert;
 mod decode;
+mod eval;
 mod mel;
 mod prepare;
 mod progress;
@@ -32,6 +35,13 @@ enum Command {
     Track(track::TrackArgs),
     /// Convert MediaPipe's face models from the mediapipe 0.10.21 wheel to ONNX.
     PrepareFaceModels(prepare::PrepareArgs),
+    /// Convert the official IP_LAP checkpoints into a model package (ONNX stages + manifest).
+    Convert(convert::ConvertArgs),
+    /// Run one network of a model package on .npy inputs (golden `inputs/` names).
+    Eval(eval::EvalArgs),
+    /// Time a network of a model package (medians per stage and per frame/window).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Where `scripts/setup.sh` puts the converted face models in this checkout.
@@ -47,6 +57,9 @@ fn main() -> std::process::ExitCode {
         Command::Mel(args) => mel::run(args),
         Command::Track(args) => track::run(args),
         Command::PrepareFaceModels(args) => prepare::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
