@@ -7,6 +7,7 @@
 
 pub mod audio;
 pub mod checkpoint;
+pub mod engine;
 pub mod face;
 pub mod graph;
 pub mod image;

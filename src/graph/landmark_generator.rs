@@ -139,6 +139,15 @@ pub(crate) const MEL_BLOCKS: [Block; 13] = [
     last(512, false),
 ];
 
+/// The renderer's `translation.audio_encoder`: the same 13 blocks as `mel_encoder`, except that
+/// block 12 ends in ReLU instead of Tanh (spec §5.2, §8.2 item 4). Defined here so the table
+/// exists once.
+pub(crate) const AUDIO_ENCODER_BLOCKS: [Block; 13] = {
+    let mut blocks = MEL_BLOCKS;
+    blocks[12].tanh = false;
+    blocks
+};
+
 /// ref_encoder, spec §5.1 table (Conv1d).
 pub(crate) const REF_BLOCKS: [Block; 20] = [
     blk(2, 4, 3, (1, 1), 1, false),

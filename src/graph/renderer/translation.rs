@@ -11,6 +11,7 @@ use super::{
     modulated_block, spade_params,
 };
 use crate::graph::GraphError;
+use crate::graph::landmark_generator::{AUDIO_ENCODER_BLOCKS, encoder};
 use crate::graph::onnx::{
     BatchNorm, ConvWeights, GraphBuilder, Linear, OnnxModel, TensorSpec, Value,
 };
@@ -45,27 +46,6 @@ pub const INPUT_CHANNELS: usize = 18;
 /// Audio feature width.
 pub const AUDIO_DIM: usize = 512;
 
-/// One Conv2d block of the audio encoder: (cin, cout, kernel, stride, pad, residual).
-type AudioBlock = (usize, usize, usize, (usize, usize), usize, bool);
-
-/// The 13 Conv2d blocks of `audio_encoder` (spec §5.1 `mel_encoder` table; block 12 ends in ReLU
-/// here, Tanh in the landmark generator).
-const AUDIO_BLOCKS: [AudioBlock; 13] = [
-    (1, 32, 3, (1, 1), 1, false),
-    (32, 32, 3, (1, 1), 1, true),
-    (32, 32, 3, (1, 1), 1, true),
-    (32, 64, 3, (3, 1), 1, false),
-    (64, 64, 3, (1, 1), 1, true),
-    (64, 64, 3, (1, 1), 1, true),
-    (64, 128, 3, (3, 3), 1, false),
-    (128, 128, 3, (1, 1), 1, true),
-    (128, 128, 3, (1, 1), 1, true),
-    (128, 256, 3, (3, 2), 1, false),
-    (256, 256, 3, (1, 1), 1, true),
-    (256, 512, 3, (1, 1), 0, false),
-    (512, 512, 1, (1, 1), 0, false),
-];
-
 /// Builds stage (e) from the `translation.*` weights.
 pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, GraphError> {
     let t = w.pp("translation");
@@ -78,7 +58,14 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
     let audio = b.input_f32(IN_AUDIO, &[1, 1, 80, 16])?;
 
     b.push_scope("translation.audio_encoder");
-    let audio_feature = audio_encoder(&mut b, &t.pp("audio_encoder"), &audio)?;
+    let audio_feature = encoder(
+        &mut b,
+        &t,
+        "audio_encoder",
+        &AUDIO_ENCODER_BLOCKS,
+        true,
+        &audio,
+    )?;
     let audio_flat = b.reshape(&audio_feature, &[1, AUDIO_DIM as i64])?;
     b.pop_scope();
 
@@ -154,22 +141,6 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
         b.output_f32(&conv_last_out, OUT_CONV_LAST, &[1, 3, IMG, IMG])?;
     }
     b.finish()
-}
-
-/// `audio_encoder`: Conv2d + BN (folded) [+ residual] + ReLU blocks; `(1, 1, 80, 16)` → `(1, 512, 1, 1)`.
-fn audio_encoder(b: &mut GraphBuilder, w: &Weights<'_>, x: &Value) -> Result<Value, GraphError> {
-    let mut x = x.clone();
-    for (i, &(cin, cout, k, stride, pad, residual)) in AUDIO_BLOCKS.iter().enumerate() {
-        let blk = w.pp(i.to_string()).pp("conv_block");
-        let conv = ConvWeights::load(&blk.pp("0"), cout, cin, &[k, k], true)?;
-        let bn = BatchNorm::load(&blk.pp("1"), cout)?;
-        let mut y = b.conv2d(&x, &conv, Some(&bn), stride, (pad, pad))?;
-        if residual {
-            y = b.add(&y, &x)?;
-        }
-        x = b.relu(&y)?;
-    }
-    Ok(x)
 }
 
 /// A SPADE block whose modulation `m` (`cm` channels) varies per frame: both layers' scale/shift are
