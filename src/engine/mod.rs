@@ -3,3 +3,10 @@
 //! render side (sketches + crop + renderer + paste-back).
 
 pub mod bank;
+pub mod bank_build;
+pub mod bank_io;
+pub mod landmarks;
+pub mod render;
+pub mod select;
+pub mod timeline;
+pub mod window;

@@ -1,0 +1,447 @@
+//! The render side of the engine: [`FrameRenderer`] turns one video frame plus its landmark
+//! metadata into the lip-synced frame, in place. It is what the `iplaprender` element calls per
+//! buffer (ARCHITECTURE "Data contracts").
+//!
+//! One call follows spec §1.7 steps 3-9 for the centre frame of the window:
+//! 1. the five target sketches (POSE of window frame j then predicted CONTENT j, canvas from crop
+//!    f_j's size, `f32` then `/255` in `f32`; spec §1.7 step 3, §4);
+//! 2. the face crop at the crop box, 128 × 128 BGR `uint8`, CHW `f32` (step 4; the lower half is
+//!    zeroed by [`RenderEngine::render`] itself);
+//! 3. the renderer ([`RenderEngine`], spec §7.3) with the reference encoding cached per bank id and
+//!    reference count (stage (a) costs about as much as a whole frame, so it is never redone for
+//!    an unchanged bank);
+//! 4. the paste-back: `trunc(255 x)`, cv2-exact resize into the box and, with
+//!    [`FrameRendererSettings::blend`], the feathered mask of the 36-point contour polygon
+//!    (`(int(w x), int(h y))` of the MediaPipe points; spec §1.7 steps 7-8, §1.8, README "crop").
+//!
+//! The frame may be in any colour order of [`ChannelOrder`](crate::image::ChannelOrder) with any stride; only the crop box and,
+//! with blending, the blurred mask's reach (the contour's bounding box + 10 px) are written.
+
+mod overlay;
+mod refs;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array4, ArrayView4};
+
+pub use refs::reference_subset;
+
+use crate::engine::bank::{IMAGE_REFERENCES, ReferenceBank};
+use crate::face::crop_box::{CropBox, CropBoxError, MIN_LANDMARKS, paste_polygon};
+use crate::face::indices::{CONTENT, FULL_LEN, PASTE_CONTOUR, POSE};
+use crate::image::{
+    FACE_SIZE, Image, ImageError, ImageMut, PasteBack, Rect, Resizer, SketchRasteriser,
+    SketchScaling, bgr_to_chw, crop_face, face_to_u8, paste_face,
+};
+use crate::runtime::SessionConfig;
+use crate::runtime::renderer::{
+    RenderConfig, RenderEngine, RenderError, RenderInput, RenderTimings, TARGET_SKETCHES,
+    open_package,
+};
+use overlay::SketchOverlay;
+
+/// Values of one window's POSE sets, `(5, 2, 74)` row-major (`T_pose`, spec app. D).
+pub const WINDOW_POSE_LEN: usize = TARGET_SKETCHES * 2 * POSE.len();
+/// Values of one window's predicted CONTENT sets, `(5, 2, 57)` (`predict_content`).
+pub const WINDOW_CONTENT_LEN: usize = TARGET_SKETCHES * 2 * CONTENT.len();
+/// Values of the renderer's mel chunk, `(80, 16)` (mel bins × time).
+pub const MEL_LEN: usize = 80 * 16;
+const PLANE: usize = FACE_SIZE * FACE_SIZE;
+
+/// Errors of [`FrameRenderer`]; bad input is reported, never a panic. On any error the frame is
+/// left untouched (everything is validated before the first write).
+#[derive(Debug, thiserror::Error)]
+pub enum FrameRenderError {
+    /// Loading or running the renderer failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// An image primitive rejected its input (e.g. a grey frame, a window crop size of 0).
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The mesh points cannot give a paste polygon.
+    #[error(transparent)]
+    Geometry(#[from] CropBoxError),
+    /// `references` outside `1..=25`.
+    #[error("references must be 1..={IMAGE_REFERENCES}, got {0}")]
+    BadReferenceCount(usize),
+    /// The bank holds fewer image references than requested.
+    #[error("the reference bank holds {available} image references, {requested} requested")]
+    TooFewReferences { requested: usize, available: usize },
+    /// A bank image reference is malformed (wrong crop length, unsketchable crop size).
+    #[error("image reference {index} of the bank: {source}")]
+    BadReference { index: usize, source: ImageError },
+    /// The crop box is empty or does not lie inside the frame.
+    #[error("crop box {crop_box:?} is empty or outside the {width}x{height} frame")]
+    BadBox {
+        crop_box: CropBox,
+        width: usize,
+        height: usize,
+    },
+    /// An input slice has the wrong number of values.
+    #[error("{what}: expected {expected} values, got {got}")]
+    BadLength {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// Settings of a [`FrameRenderer`] (the element's properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRendererSettings {
+    /// Number of image references, `1..=25`; which ones: [`reference_subset`]. Fewer is faster
+    /// (stages (c) and (d) scale with it), 25 is the official setting.
+    pub references: usize,
+    /// Feathered blend inside the contour polygon (spec §1.8). Off: the resized face replaces the
+    /// whole crop box (the official "pasted frame" of spec §1.7 step 8).
+    pub blend: bool,
+    /// Lay the centre target sketch over the crop box (debugging): the sketch resized into the box
+    /// and "lightened" onto the face (per-channel maximum), so the predicted jaw and lip lines show
+    /// in light grey where the renderer was asked to put them. The official side-by-side view
+    /// (spec §1.7 steps 10-11) would change the frame size, which a video filter cannot do.
+    pub show_sketch: bool,
+    /// Intra-op threads of every renderer stage and of the warp; 0 = ONNX Runtime's choice (one per
+    /// physical core). Fixed when the renderer is built.
+    pub threads: usize,
+}
+
+impl Default for FrameRendererSettings {
+    fn default() -> Self {
+        FrameRendererSettings {
+            references: IMAGE_REFERENCES,
+            blend: true,
+            show_sketch: false,
+            threads: 0,
+        }
+    }
+}
+
+impl FrameRendererSettings {
+    /// The [`RenderConfig`] these settings build an engine with.
+    pub fn render_config(&self) -> RenderConfig {
+        RenderConfig {
+            session: SessionConfig {
+                intra_threads: self.threads,
+                ..SessionConfig::default()
+            },
+            warp_threads: self.threads,
+            ..RenderConfig::default()
+        }
+    }
+}
+
+/// Where the 478 (or 468) MediaPipe points of the rendered frame are given; read only for the
+/// paste polygon, i.e. only with [`FrameRendererSettings::blend`].
+#[derive(Debug, Clone, Copy)]
+pub enum MeshPoints<'a> {
+    /// MediaPipe's normalised `(x / width, y / height)`: the polygon is `(int(w x), int(h y))` with
+    /// the products in `f64`, bit-exact with the official arithmetic. Preferred.
+    Normalised(&'a [[f32; 2]]),
+    /// Frame pixels: the polygon is their truncation toward zero. Equal to the normalised form
+    /// unless `f32` rounding of `w x` crossed an integer.
+    Pixels(&'a [[f32; 2]]),
+}
+
+/// One frame's inputs (the landmark meta of ARCHITECTURE "Data contracts").
+#[derive(Debug, Clone, Copy)]
+pub struct FrameInput<'a> {
+    /// Crop box of this frame (spec §1.4), inside the frame.
+    pub crop_box: CropBox,
+    /// Mesh points of this frame, for the paste polygon.
+    pub mesh: MeshPoints<'a>,
+    /// POSE sets of the five window frames, crop-normalised, `(5, 2, 74)` row-major (row 0 = x).
+    pub window_pose: &'a [f32],
+    /// Crop size `(height, width)` of each window frame: the sketch canvas of spec §4 step 1.
+    pub window_crop_hw: [(usize, usize); TARGET_SKETCHES],
+    /// Predicted CONTENT sets (landmark generator output), `(5, 2, 57)` row-major.
+    pub window_content: &'a [f32],
+    /// The renderer's mel chunk, `(80, 16)` row-major (chunk f − 2 for frame f, spec §1.3).
+    pub mel: &'a [f32],
+    /// The reference bank (an `Arc<ReferenceBank>` derefs to it). Its encoding is cached by
+    /// [`ReferenceBank::id`], so a bank must not be mutated in place once rendered with.
+    pub bank: &'a ReferenceBank,
+}
+
+/// Wall-clock time of each step of [`FrameRenderer::render_frame`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FrameStats {
+    /// The five target sketches.
+    pub sketches: Duration,
+    /// Face crop and tensor.
+    pub crop: Duration,
+    /// Packing and encoding the reference bank (zero when the cached encoding was used).
+    pub reference_encoding: Duration,
+    /// Whether this frame (re-)encoded the reference bank.
+    pub encoded_references: bool,
+    /// The renderer's per-frame stages (b)-(e).
+    pub render: RenderTimings,
+    /// `trunc(255 x)`, resize, mask, blur and blend.
+    pub paste: Duration,
+    /// The `show_sketch` overlay.
+    pub overlay: Duration,
+    /// The whole call.
+    pub total: Duration,
+}
+
+/// Renders frames in place; see the module documentation. Holds the renderer sessions, the cached
+/// reference encoding and per-frame scratch (no large allocation per frame once warmed up,
+/// apart from the renderer's own tensors).
+pub struct FrameRenderer {
+    engine: RenderEngine,
+    settings: FrameRendererSettings,
+    /// `(bank id, references, bank image count)` of the encoding the engine holds.
+    cached: Option<(u64, usize, usize)>,
+    rasteriser: SketchRasteriser,
+    resizer: Resizer,
+    crop: Image,
+    face_u8: Image,
+    paste: PasteBack,
+    overlay: SketchOverlay,
+    face: Array4<f32>,
+    sketches: Array4<f32>,
+    audio: Array4<f32>,
+    generated: Array4<f32>,
+}
+
+impl FrameRenderer {
+    /// A renderer from a model package folder (`iplap convert` output), with sessions configured
+    /// by `settings` ([`FrameRendererSettings::render_config`]).
+    pub fn from_package(
+        dir: &Path,
+        settings: FrameRendererSettings,
+    ) -> Result<Self, FrameRenderError> {
+        check_reference_count(settings.references)?;
+        let engine = open_package(dir, settings.render_config())?;
+        Self::new(engine, settings)
+    }
+
+    /// A renderer around an existing engine (its bank, if any, is replaced on the first frame;
+    /// `settings.threads` is not applied to it).
+    pub fn new(
+        engine: RenderEngine,
+        settings: FrameRendererSettings,
+    ) -> Result<Self, FrameRenderError> {
+        check_reference_count(settings.references)?;
+        let tensor = || Array4::<f32>::zeros((1, 3, FACE_SIZE, FACE_SIZE));
+        Ok(FrameRenderer {
+            engine,
+            settings,
+            cached: None,
+            rasteriser: SketchRasteriser::new(),
+            resizer: Resizer::new(),
+            crop: Image::default(),
+            face_u8: Image::default(),
+            paste: PasteBack::new(),
+            overlay: SketchOverlay::default(),
+            face: tensor(),
+            sketches: Array4::zeros((TARGET_SKETCHES, 3, FACE_SIZE, FACE_SIZE)),
+            audio: Array4::zeros((1, 1, 80, 16)),
+            generated: tensor(),
+        })
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> &FrameRendererSettings {
+        &self.settings
+    }
+
+    /// Changes the number of references; the bank is re-encoded on the next frame.
+    pub fn set_references(&mut self, references: usize) -> Result<(), FrameRenderError> {
+        check_reference_count(references)?;
+        self.settings.references = references;
+        Ok(())
+    }
+
+    /// Turns the feathered blend on or off (takes effect on the next frame).
+    pub fn set_blend(&mut self, blend: bool) {
+        self.settings.blend = blend;
+    }
+
+    /// Turns the sketch overlay on or off (takes effect on the next frame).
+    pub fn set_show_sketch(&mut self, show: bool) {
+        self.settings.show_sketch = show;
+    }
+
+    /// The generated face of the last successful frame, `(1, 3, 128, 128)`, BGR in (0, 1).
+    pub fn generated_face(&self) -> ArrayView4<'_, f32> {
+        self.generated.view()
+    }
+
+    /// The target sketches of the last frame, `(5, 3, 128, 128)` in `[0, 224/255]`.
+    pub fn target_sketches(&self) -> ArrayView4<'_, f32> {
+        self.sketches.view()
+    }
+
+    /// Renders `input` into `frame` in place (spec §1.7 steps 3-9; module documentation).
+    pub fn render_frame(
+        &mut self,
+        frame: &mut ImageMut,
+        input: &FrameInput,
+    ) -> Result<FrameStats, FrameRenderError> {
+        let start = Instant::now();
+        let mut stats = FrameStats::default();
+        let rect = check_input(frame, input)?;
+        reference_subset(input.bank.images.len(), self.settings.references)?;
+        let polygon = match (self.settings.blend, input.mesh) {
+            (false, _) => None,
+            (true, MeshPoints::Normalised(p)) => {
+                Some(paste_polygon(p, frame.width(), frame.height())?)
+            }
+            (true, MeshPoints::Pixels(p)) => Some(pixel_polygon(p)?),
+        };
+
+        let t = Instant::now();
+        self.draw_target_sketches(input)?;
+        stats.sketches = t.elapsed();
+
+        let t = Instant::now();
+        crop_face(&frame.as_ref(), rect, &mut self.crop, &mut self.resizer)?;
+        let face = self.face.as_slice_mut().expect("standard layout");
+        bgr_to_chw(&self.crop.view(), face)?;
+        let audio = self.audio.as_slice_mut().expect("standard layout");
+        audio.copy_from_slice(input.mel);
+        stats.crop = t.elapsed();
+
+        let t = Instant::now();
+        stats.encoded_references = self.ensure_references(input.bank)?;
+        stats.reference_encoding = t.elapsed();
+
+        let out = self.engine.render(&RenderInput {
+            face: self.face.view(),
+            target_sketches: self.sketches.view(),
+            audio: self.audio.view(),
+        })?;
+        stats.render = out.timings;
+        self.generated.assign(&out.generated_face);
+
+        let t = Instant::now();
+        let generated = self.generated.as_slice().expect("standard layout");
+        match polygon {
+            Some(polygon) => self.paste.blend(frame, generated, rect, &polygon)?,
+            None => {
+                face_to_u8(generated, &mut self.face_u8)?;
+                paste_face(frame, &self.face_u8.view(), rect, &mut self.resizer)?;
+            }
+        }
+        stats.paste = t.elapsed();
+
+        if self.settings.show_sketch {
+            let t = Instant::now();
+            self.overlay.draw(frame, rect, &mut self.resizer)?;
+            stats.overlay = t.elapsed();
+        }
+        stats.total = start.elapsed();
+        Ok(stats)
+    }
+
+    /// Spec §1.7 step 3 for j = 0..4 into `self.sketches`; keeps the centre one for the overlay.
+    fn draw_target_sketches(&mut self, input: &FrameInput) -> Result<(), FrameRenderError> {
+        let (np, nc) = (POSE.len(), CONTENT.len());
+        let out = self.sketches.as_slice_mut().expect("standard layout");
+        for (j, out) in out.chunks_exact_mut(3 * PLANE).enumerate() {
+            let pose = &input.window_pose[j * 2 * np..(j + 1) * 2 * np];
+            let content = &input.window_content[j * 2 * nc..(j + 1) * 2 * nc];
+            let mut full = [[0f32; FULL_LEN]; 2];
+            for (r, row) in full.iter_mut().enumerate() {
+                row[..np].copy_from_slice(&pose[r * np..(r + 1) * np]);
+                row[np..].copy_from_slice(&content[r * nc..(r + 1) * nc]);
+            }
+            let (h, w) = input.window_crop_hw[j];
+            self.rasteriser
+                .render(&full, w, h, SketchScaling::Target, out)?;
+            if j == TARGET_SKETCHES / 2 && self.settings.show_sketch {
+                self.overlay
+                    .set_sketch(self.rasteriser.resized_f64(), FACE_SIZE);
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the bank's reference subset unless the engine already holds it. Returns whether it
+    /// encoded. The cache key is dropped first, so a failed encoding is retried next frame.
+    fn ensure_references(&mut self, bank: &ReferenceBank) -> Result<bool, FrameRenderError> {
+        let n = self.settings.references;
+        let key = (bank.id(), n, bank.images.len());
+        if self.cached == Some(key) {
+            return Ok(false);
+        }
+        self.cached = None;
+        let indices = reference_subset(bank.images.len(), n)?;
+        let (imgs, sketches) = refs::pack_references(bank, &indices, &mut self.rasteriser)?;
+        self.engine
+            .set_reference_bank(imgs.view(), sketches.view())?;
+        self.cached = Some(key);
+        Ok(true)
+    }
+}
+
+// The element keeps its renderer behind a mutex and renders on a streaming thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<FrameRenderer>();
+};
+
+fn check_reference_count(n: usize) -> Result<(), FrameRenderError> {
+    if n == 0 || n > IMAGE_REFERENCES {
+        return Err(FrameRenderError::BadReferenceCount(n));
+    }
+    Ok(())
+}
+
+/// Validates everything `render_frame` reads before it writes anything; returns the box as a rect.
+fn check_input(frame: &ImageMut, input: &FrameInput) -> Result<Rect, FrameRenderError> {
+    let b = input.crop_box;
+    let (width, height) = (frame.width(), frame.height());
+    if b.x1 >= b.x2 || b.y1 >= b.y2 || b.x2 > width || b.y2 > height {
+        return Err(FrameRenderError::BadBox {
+            crop_box: b,
+            width,
+            height,
+        });
+    }
+    if frame.order().bgr_offsets().is_none() {
+        return Err(ImageError::NeedsColour {
+            what: "rendered frame",
+            order: frame.order(),
+        }
+        .into());
+    }
+    let lengths = [
+        ("window_pose", WINDOW_POSE_LEN, input.window_pose.len()),
+        (
+            "window_content",
+            WINDOW_CONTENT_LEN,
+            input.window_content.len(),
+        ),
+        ("mel", MEL_LEN, input.mel.len()),
+    ];
+    for (what, expected, got) in lengths {
+        if expected != got {
+            return Err(FrameRenderError::BadLength {
+                what,
+                expected,
+                got,
+            });
+        }
+    }
+    Ok(b.rect())
+}
+
+/// The paste polygon from mesh points already in frame pixels: truncation toward zero.
+fn pixel_polygon(
+    points: &[[f32; 2]],
+) -> Result<[(i64, i64); PASTE_CONTOUR.len()], FrameRenderError> {
+    if points.len() < MIN_LANDMARKS {
+        return Err(CropBoxError::TooFewLandmarks(points.len()).into());
+    }
+    let mut out = [(0, 0); PASTE_CONTOUR.len()];
+    for (o, &mp) in out.iter_mut().zip(PASTE_CONTOUR.iter()) {
+        let [x, y] = points[mp];
+        if !x.is_finite() || !y.is_finite() {
+            return Err(CropBoxError::NonFiniteLandmark(mp).into());
+        }
+        *o = (x as i64, y as i64);
+    }
+    Ok(out)
+}
