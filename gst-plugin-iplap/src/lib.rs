@@ -6,6 +6,8 @@
 //! Applications, tests and the `iplap` CLI link this crate and call [`plugin_register_static`] once;
 //! no `GST_PLUGIN_PATH` is needed.
 
+pub mod meta;
+
 use gst::glib;
 
 fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -73,6 +73,10 @@ pub struct FaceInfo {
     pub crop_box: CropBox,
     /// All mesh points (478 refined), `(w · x, h · y)` in frame pixels.
     pub points_px: Vec<[f32; 2]>,
+    /// The same points as MediaPipe gives them, normalised by the frame size. Kept because the
+    /// paste-back polygon is `int(w · x)` of these (a pixel value rounded to f32 can cross an
+    /// integer boundary).
+    pub points_norm: Vec<[f32; 2]>,
     /// Frame `(width, height)`.
     pub frame_size: (usize, usize),
 }
@@ -282,6 +286,7 @@ impl LandmarkEngine {
                 let info = FaceInfo {
                     crop_box: b,
                     points_px,
+                    points_norm: lm.iter().map(|p| [p[0], p[1]]).collect(),
                     frame_size: (w, h),
                 };
                 Some((info, seg))
