@@ -1,17 +1,20 @@
 //! `gstiplap`: GStreamer elements for IP_LAP lip-sync.
 //!
-//! * `iplaplandmarks` — audio + video in, video with per-frame landmark meta out (being built).
-//! * `iplaprender` — landmark meta in, lip-synced video out (being built).
+//! * `iplaplandmarks` — audio + video in, video with per-frame landmark meta out.
+//! * `iplaprender` — landmark meta in, lip-synced video out.
 //!
 //! Applications, tests and the `iplap` CLI link this crate and call [`plugin_register_static`] once;
 //! no `GST_PLUGIN_PATH` is needed.
 
+pub mod landmarks;
 pub mod meta;
+pub mod render;
 
 use gst::glib;
 
-fn plugin_init(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    // Elements register here as they land (iplaplandmarks, iplaprender).
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    landmarks::register(plugin)?;
+    render::register(plugin)?;
     Ok(())
 }
 

@@ -73,7 +73,9 @@ impl fmt::Debug for LandmarkMeta {
             FrameStatus::Enrolling(_) => "enrolling",
             FrameStatus::Synced(_) => "synced",
         };
-        f.debug_struct("LandmarkMeta").field("status", &status).finish()
+        f.debug_struct("LandmarkMeta")
+            .field("status", &status)
+            .finish()
     }
 }
 
@@ -102,12 +104,23 @@ pub fn add_roi_mirror(buffer: &mut gst::BufferRef, status: &FrameStatus) -> bool
         FrameStatus::Synced(s) => (&s.face, Some(s)),
     };
     let b = face.crop_box;
-    let rect = (b.x1 as u32, b.y1 as u32, b.width() as u32, b.height() as u32);
+    let rect = (
+        b.x1 as u32,
+        b.y1 as u32,
+        b.width() as u32,
+        b.height() as u32,
+    );
     let mut meta = gst_video::VideoRegionOfInterestMeta::add(buffer, ROI_TYPE, rect);
     let mut s = gst::Structure::builder(ROI_PARAM_NAME)
         .field("status", status_name(status))
-        .field("points", float_array(face.points_px.iter().flatten().copied()))
-        .field("crop-box", gst::Array::new([b.y1 as i32, b.y2 as i32, b.x1 as i32, b.x2 as i32]))
+        .field(
+            "points",
+            float_array(face.points_px.iter().flatten().copied()),
+        )
+        .field(
+            "crop-box",
+            gst::Array::new([b.y1 as i32, b.y2 as i32, b.x1 as i32, b.x2 as i32]),
+        )
         .build();
     if let Some(sf) = synced {
         s.set("pose", float_array(sf.pose.iter().flatten().copied()));
@@ -138,7 +151,12 @@ mod imp {
 
     pub(super) fn landmark_meta_api_get_type() -> glib::Type {
         static TYPE: LazyLock<glib::Type> = LazyLock::new(|| {
-            let tags = [c"video".as_ptr(), c"orientation".as_ptr(), c"size".as_ptr(), ptr::null()];
+            let tags = [
+                c"video".as_ptr(),
+                c"orientation".as_ptr(),
+                c"size".as_ptr(),
+                ptr::null(),
+            ];
             // SAFETY: NUL-terminated static strings and a NULL-terminated tag list.
             unsafe {
                 from_glib(gst::ffi::gst_meta_api_type_register(
@@ -196,10 +214,7 @@ mod imp {
         // SAFETY: `meta` is an initialised `LandmarkMeta`; `dest` is the writable copy target.
         unsafe {
             let meta = &*(meta as *const LandmarkMeta);
-            super::LandmarkMeta::add(
-                gst::BufferRef::from_mut_ptr(dest),
-                meta.status.clone(),
-            );
+            super::LandmarkMeta::add(gst::BufferRef::from_mut_ptr(dest), meta.status.clone());
         }
         glib::ffi::GTRUE
     }
@@ -239,7 +254,12 @@ mod tests {
 
     fn enrolling() -> FrameStatus {
         FrameStatus::Enrolling(FaceInfo {
-            crop_box: CropBox { y1: 10, y2: 110, x1: 20, x2: 140 },
+            crop_box: CropBox {
+                y1: 10,
+                y2: 110,
+                x1: 20,
+                x2: 140,
+            },
             points_px: vec![[30.5, 40.25]; 478],
             points_norm: vec![[0.1, 0.2]; 478],
             frame_size: (320, 240),
@@ -286,6 +306,10 @@ mod tests {
             buffer.meta::<LandmarkMeta>().unwrap().status(),
             FrameStatus::NoFace
         ));
-        assert!(buffer.meta::<gst_video::VideoRegionOfInterestMeta>().is_none());
+        assert!(
+            buffer
+                .meta::<gst_video::VideoRegionOfInterestMeta>()
+                .is_none()
+        );
     }
 }

@@ -1,0 +1,481 @@
+//! The streaming side of `iplaplandmarks`: the running [`State`] (models, engine, queued
+//! buffers) and one aggregate step (feed one buffer, take out every ready frame with its meta).
+//! Nothing here pushes or posts: the element does that after releasing the state lock.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gst::subclass::prelude::*;
+use gst_video::prelude::*;
+use iplap::engine::bank::ReferenceBank;
+use iplap::engine::landmarks::{BankMode, FrameStatus, LandmarkEngine};
+use iplap::face::tracker::{FaceTracker, Mode};
+use iplap::graph::package::ModelPackage;
+use iplap::image::{ChannelOrder, ImageRef};
+use iplap::runtime::SessionConfig;
+
+use super::Device;
+use super::imp::{CAT, IplapLandmarks};
+use super::reference::build_from_file;
+use super::settings::Settings;
+use crate::meta::{LandmarkMeta, add_roi_mirror};
+
+/// Frame duration assumed when neither the buffer nor the caps give one (25 fps).
+pub(super) const FALLBACK_FRAME_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+/// The audio the landmark generator was trained on.
+pub(super) const AUDIO_RATE: i32 = 16_000;
+
+/// A video buffer handed to the engine and waiting for its result.
+struct Queued {
+    buffer: gst::Buffer,
+    running_time: u64,
+    caps: gst::Caps,
+    segment: gst::Segment,
+}
+
+/// One frame ready to leave, with what must be sent before it.
+pub(super) struct Output {
+    pub(super) buffer: gst::Buffer,
+    pub(super) caps: Option<gst::Caps>,
+    pub(super) segment: Option<gst::Segment>,
+}
+
+/// Everything that exists only while running. Locked by the streaming thread (aggregate, serialized
+/// events, flush) and by start/stop, which never run concurrently with it, so holding it while the
+/// models run blocks no other thread; it is never held across a push, a post or `set_latency`.
+pub(super) struct State {
+    engine: LandmarkEngine,
+    tracker: FaceTracker,
+    video_caps: Option<gst::Caps>,
+    video_info: Option<gst_video::VideoInfo>,
+    audio_info: Option<gst_audio::AudioInfo>,
+    queue: VecDeque<Queued>,
+    /// Caps and segment last sent on `src`.
+    src_caps: Option<gst::Caps>,
+    src_segment: Option<gst::Segment>,
+    audio_finished: bool,
+    video_finished: bool,
+    /// Running time just after the last audio sample (for buffers without PTS).
+    audio_next: Option<u64>,
+    samples: Vec<f32>,
+    /// Whether the last output frame had a face (warnings fire on transitions only).
+    had_face: Option<bool>,
+    bank_save: Option<PathBuf>,
+    pub(super) reported_latency: u64,
+}
+
+impl State {
+    /// New video caps; a new resolution resets tracking (windows do not reach across it) but
+    /// keeps the bank. Returns whether the resolution changed.
+    pub(super) fn set_video_caps(&mut self, caps: gst::Caps, info: gst_video::VideoInfo) -> bool {
+        let changed = self
+            .video_info
+            .as_ref()
+            .is_some_and(|old| (old.width(), old.height()) != (info.width(), info.height()));
+        if changed {
+            self.engine.caps_changed();
+            self.tracker.reset();
+        }
+        self.video_info = Some(info);
+        self.video_caps = Some(caps);
+        changed
+    }
+
+    /// New audio caps (already checked: 16 kHz mono).
+    pub(super) fn set_audio_info(&mut self, info: gst_audio::AudioInfo) {
+        self.audio_info = Some(info);
+    }
+
+    pub(super) fn reset_stream(&mut self) {
+        self.engine.reset();
+        self.tracker.reset();
+        self.queue.clear();
+        self.src_segment = None;
+        self.audio_finished = false;
+        self.video_finished = false;
+        self.audio_next = None;
+        self.had_face = None;
+    }
+}
+
+/// What one aggregate step produced; pushed and posted after the state lock is released.
+#[derive(Default)]
+pub(super) struct Step {
+    pub(super) outputs: Vec<Output>,
+    pub(super) warnings: Vec<String>,
+    pub(super) latency: Option<u64>,
+    pub(super) eos: bool,
+}
+
+impl State {
+    /// Loads the models and the bank (called from `start`).
+    pub(super) fn load(
+        imp: &IplapLandmarks,
+        settings: &Settings,
+    ) -> Result<State, gst::ErrorMessage> {
+        if settings.device != Device::Cpu {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                (
+                    "device={} is not available in this build of iplaplandmarks; set device=cpu",
+                    iplap::runtime::Provider::from(settings.device)
+                )
+            ));
+        }
+        let Some(models) = settings.models.as_ref() else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("no model package: set the `models` property to the folder written by `iplap convert`")
+            ));
+        };
+        let t0 = Instant::now();
+        let package = ModelPackage::open(models).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("cannot open the model package (`models` property): {e}")
+            )
+        })?;
+        let config = SessionConfig {
+            provider: settings.device.into(),
+            intra_threads: settings.threads as usize,
+            ..SessionConfig::default()
+        };
+        let mode: Mode = settings.tracking.into();
+        let tracker_err = |e| {
+            gst::error_msg!(
+                gst::LibraryError::Settings,
+                ("cannot load the face models (`face-models` property): {e}")
+            )
+        };
+        let tracker =
+            FaceTracker::load(&settings.face_models, mode, &config).map_err(tracker_err)?;
+        let bank_mode = if let Some(path) = &settings.reference_bank {
+            if settings.reference_location.is_some() {
+                gst::warning!(
+                    CAT,
+                    imp = imp,
+                    "Both reference-bank and reference-location are set; using reference-bank"
+                );
+            }
+            let bank = ReferenceBank::load(path).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenRead,
+                    ("cannot load the reference bank (`reference-bank` property): {e}")
+                )
+            })?;
+            BankMode::Fixed(Arc::new(bank))
+        } else if let Some(path) = &settings.reference_location {
+            // The official selection tracks every template frame in static mode.
+            let mut ref_tracker = FaceTracker::load(&settings.face_models, Mode::Static, &config)
+                .map_err(tracker_err)?;
+            let built = build_from_file(path, &mut ref_tracker).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenRead,
+                    ("cannot build the reference bank (`reference-location` property): {e}")
+                )
+            })?;
+            gst::info!(
+                CAT,
+                imp = imp,
+                "Reference bank from {}: {} frames, {} with a face",
+                path.display(),
+                built.frames,
+                built.face_frames
+            );
+            BankMode::Fixed(Arc::new(built.bank))
+        } else {
+            BankMode::Enrol {
+                duration_ns: (settings.enroll_duration_s * 1e9) as u64,
+            }
+        };
+        let engine = LandmarkEngine::from_package(&package, &config, bank_mode).map_err(|e| {
+            gst::error_msg!(
+                gst::LibraryError::Settings,
+                ("cannot load the landmark generator from the model package: {e}")
+            )
+        })?;
+        gst::info!(
+            CAT,
+            imp = imp,
+            "Models loaded in {:?} (device {}, {} threads, tracking {:?})",
+            t0.elapsed(),
+            iplap::runtime::Provider::from(settings.device),
+            settings.threads,
+            settings.tracking
+        );
+        let reported_latency = engine.latency_ns();
+        let mut state = State {
+            engine,
+            tracker,
+            video_caps: None,
+            video_info: None,
+            audio_info: None,
+            queue: VecDeque::new(),
+            src_caps: None,
+            src_segment: None,
+            audio_finished: false,
+            video_finished: false,
+            audio_next: None,
+            samples: Vec::new(),
+            had_face: None,
+            bank_save: settings.reference_bank_save.clone(),
+            reported_latency,
+        };
+        if let Some(w) = save_bank_if_ready(&mut state) {
+            gst::warning!(CAT, imp = imp, "{w}");
+        }
+        Ok(state)
+    }
+
+    /// Converts and feeds one audio buffer.
+    fn feed_audio(
+        &mut self,
+        buffer: &gst::Buffer,
+        segment: &gst::FormattedSegment<gst::ClockTime>,
+    ) -> Result<(), String> {
+        let info = self
+            .audio_info
+            .as_ref()
+            .ok_or("audio buffer before audio caps")?;
+        let bpf = info.bpf() as usize;
+        let running_time = match buffer.pts() {
+            Some(pts) => match segment.to_running_time(pts) {
+                Some(rt) => rt.nseconds(),
+                None => return Ok(()),
+            },
+            None => match self.audio_next {
+                Some(t) => t,
+                None => return Err("the first audio buffer has no timestamp".into()),
+            },
+        };
+        let map = buffer
+            .map_readable()
+            .map_err(|_| "cannot map an audio buffer")?;
+        let bytes = &map[..map.len() / bpf * bpf];
+        self.samples.clear();
+        if info.format() == gst_audio::AUDIO_FORMAT_S16 {
+            self.samples.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0),
+            );
+        } else {
+            self.samples.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        }
+        let n = self.samples.len() as u64;
+        self.audio_next = Some(running_time + n * 1_000_000_000 / AUDIO_RATE as u64);
+        self.engine
+            .push_audio(running_time, &self.samples)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Tracks the face in one video buffer and queues it in the engine.
+    fn feed_video(
+        &mut self,
+        imp: &IplapLandmarks,
+        buffer: gst::Buffer,
+        segment: &gst::FormattedSegment<gst::ClockTime>,
+    ) -> Result<(), String> {
+        let info = self
+            .video_info
+            .clone()
+            .ok_or("video buffer before video caps")?;
+        let caps = self.video_caps.clone().ok_or("video buffer before caps")?;
+        let Some(pts) = buffer.pts() else {
+            return Err("video buffers need timestamps (PTS)".into());
+        };
+        let Some(running_time) = segment.to_running_time(pts) else {
+            gst::debug!(CAT, imp = imp, "Dropping video buffer outside the segment");
+            return Ok(());
+        };
+        let duration = buffer
+            .duration()
+            .or_else(|| frame_duration(&info))
+            .unwrap_or(FALLBACK_FRAME_DURATION);
+        let order = channel_order(info.format()).ok_or("unsupported video format")?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
+            .map_err(|_| "cannot map a video frame")?;
+        let data = frame.plane_data(0).map_err(|e| e.to_string())?;
+        let image = ImageRef::new(
+            data,
+            info.width() as usize,
+            info.height() as usize,
+            frame.plane_stride()[0] as usize,
+            order,
+        )
+        .map_err(|e| e.to_string())?;
+        let face = self
+            .tracker
+            .process(&image)
+            .map_err(|e| format!("face tracking: {e}"))?;
+        self.engine
+            .push_video(
+                running_time.nseconds(),
+                duration.nseconds(),
+                &image,
+                face.as_ref().map(|f| f.normalized.as_slice()),
+            )
+            .map_err(|e| e.to_string())?;
+        drop(frame);
+        self.queue.push_back(Queued {
+            buffer,
+            running_time: running_time.nseconds(),
+            caps,
+            segment: segment.clone().upcast(),
+        });
+        Ok(())
+    }
+
+    /// Takes every ready result out of the engine and attaches it to its buffer.
+    fn drain(&mut self, imp: &IplapLandmarks, step: &mut Step) -> Result<(), String> {
+        while let Some(result) = self.engine.pop_ready().map_err(|e| e.to_string())? {
+            let q = self
+                .queue
+                .pop_front()
+                .ok_or("internal error: engine result without a queued buffer")?;
+            if q.running_time != result.pts_ns {
+                return Err(format!(
+                    "internal error: result for {} ns but the queued buffer is at {} ns",
+                    result.pts_ns, q.running_time
+                ));
+            }
+            let has_face = !matches!(result.status, FrameStatus::NoFace);
+            match (self.had_face, has_face) {
+                (Some(true) | None, false) => step.warnings.push(format!(
+                    "no face at running time {}: frames pass through without landmarks until one appears",
+                    gst::ClockTime::from_nseconds(q.running_time)
+                )),
+                (Some(false), true) => gst::info!(
+                    CAT,
+                    imp = imp,
+                    "Face found again at {}",
+                    gst::ClockTime::from_nseconds(q.running_time)
+                ),
+                _ => {}
+            }
+            self.had_face = Some(has_face);
+            let mut buffer = q.buffer;
+            {
+                let b = buffer.make_mut();
+                add_roi_mirror(b, &result.status);
+                LandmarkMeta::add(b, result.status);
+            }
+            let caps = (self.src_caps.as_ref() != Some(&q.caps)).then(|| q.caps.clone());
+            if caps.is_some() {
+                self.src_caps = Some(q.caps);
+            }
+            let segment =
+                (self.src_segment.as_ref() != Some(&q.segment)).then(|| q.segment.clone());
+            if segment.is_some() {
+                self.src_segment = Some(q.segment);
+            }
+            step.outputs.push(Output {
+                buffer,
+                caps,
+                segment,
+            });
+        }
+        Ok(())
+    }
+
+    /// One aggregate step under the state lock: feed at most one buffer, then drain.
+    pub(super) fn step(
+        &mut self,
+        imp: &IplapLandmarks,
+        video: Option<(gst::Buffer, gst::FormattedSegment<gst::ClockTime>)>,
+        audio: Option<(gst::Buffer, gst::FormattedSegment<gst::ClockTime>)>,
+        video_eos: bool,
+        audio_eos: bool,
+        budget: Duration,
+    ) -> Result<(Step, Option<bool>), String> {
+        let mut step = Step::default();
+        if audio_eos && !self.audio_finished {
+            gst::debug!(CAT, imp = imp, "Audio EOS: padding with silence");
+            self.engine.finish_audio();
+            self.audio_finished = true;
+        }
+        let t0 = Instant::now();
+        // Consume the earlier of the two buffers by running time (audio first on a tie: the
+        // video frame needs it). `Some(true)` = video consumed, `Some(false)` = audio.
+        let rt = |b: &gst::Buffer, s: &gst::FormattedSegment<gst::ClockTime>| {
+            b.pts().and_then(|p| s.to_running_time(p))
+        };
+        let consumed = match (video, audio) {
+            (Some((v, vs)), Some((a, as_))) if rt(&a, &as_) <= rt(&v, &vs) => {
+                self.feed_audio(&a, &as_)?;
+                Some(false)
+            }
+            (Some((v, vs)), _) => {
+                self.feed_video(imp, v, &vs)?;
+                Some(true)
+            }
+            (None, Some((a, as_))) => {
+                self.feed_audio(&a, &as_)?;
+                Some(false)
+            }
+            (None, None) => None,
+        };
+        if video_eos && !self.video_finished {
+            gst::debug!(CAT, imp = imp, "Video EOS: draining the last frames");
+            self.engine.finish_video().map_err(|e| e.to_string())?;
+            self.video_finished = true;
+        }
+        self.drain(imp, &mut step)?;
+        if consumed == Some(true) {
+            let elapsed = t0.elapsed();
+            if elapsed > budget {
+                gst::warning!(
+                    CAT,
+                    imp = imp,
+                    "Frame took {elapsed:?}, more than the processing-latency budget {budget:?}"
+                );
+            }
+            let latency = self.engine.latency_ns();
+            if latency != self.reported_latency {
+                self.reported_latency = latency;
+                step.latency = Some(latency);
+            }
+        }
+        step.warnings.extend(save_bank_if_ready(self));
+        step.eos = self.video_finished && self.engine.pending() == 0 && self.queue.is_empty();
+        Ok((step, consumed))
+    }
+}
+
+/// Saves the bank to `reference-bank-save` once there is one (once per start).
+fn save_bank_if_ready(state: &mut State) -> Option<String> {
+    let bank = state.engine.bank()?.clone();
+    let path = state.bank_save.take()?;
+    bank.save(&path)
+        .err()
+        .map(|e| format!("cannot save the reference bank (`reference-bank-save`): {e}"))
+}
+
+fn channel_order(format: gst_video::VideoFormat) -> Option<ChannelOrder> {
+    use gst_video::VideoFormat as F;
+    Some(match format {
+        F::Rgb => ChannelOrder::Rgb,
+        F::Bgr => ChannelOrder::Bgr,
+        F::Rgbx => ChannelOrder::Rgbx,
+        F::Bgrx => ChannelOrder::Bgrx,
+        F::Xrgb => ChannelOrder::Xrgb,
+        F::Xbgr => ChannelOrder::Xbgr,
+        F::Rgba => ChannelOrder::Rgba,
+        F::Bgra => ChannelOrder::Bgra,
+        F::Argb => ChannelOrder::Argb,
+        F::Abgr => ChannelOrder::Abgr,
+        _ => return None,
+    })
+}
+
+fn frame_duration(info: &gst_video::VideoInfo) -> Option<gst::ClockTime> {
+    let fps = info.fps();
+    (fps.numer() > 0)
+        .then(|| gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64))?
+}

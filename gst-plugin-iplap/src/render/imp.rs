@@ -1,0 +1,580 @@
+//! SECTION:element-iplaprender
+//!
+//! `iplaprender` redraws the lower face of each video frame that carries a synced
+//! `LandmarkMeta` (written by `iplaplandmarks`) with the IP_LAP renderer, in place: the five
+//! target sketches of the frame's window (pose + predicted content), the face crop, the renderer
+//! with the reference features cached per bank (recomputed only when the bank or `references`
+//! changes), and the paste-back into the crop box with the feathered contour mask.
+//!
+//! Frames without meta, without a face (`NoFace`) or while the bank is being enrolled
+//! (`Enrolling`) pass through untouched, without a copy (the element switches itself to
+//! pass-through for them). A frame whose face geometry the renderer cannot use (a crop box outside
+//! the frame, a meta computed for another frame size) also passes through, with one warning when
+//! this starts and an info line when rendering resumes.
+//!
+//! Formats: packed RGB with 3 or 4 bytes per pixel (RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA,
+//! ARGB, ABGR), any stride; the same caps in and out. Planar YUV (I420, NV12) needs a
+//! `videoconvert` in front for now.
+//!
+//! Latency: none added (one frame in, the same frame out); the render time is processing time on
+//! the streaming thread (seconds per frame on a CPU at `references=25`, fewer references are
+//! faster).
+//!
+//! The model package (`models`) is loaded when the element goes to PAUSED and freed when it goes
+//! back to READY; a missing or unusable package, or a `device` this build cannot run on, fails that
+//! state change with an error naming the folder.
+//!
+//! ## Example launch line
+//! ```text
+//! gst-launch-1.0 filesrc location=129.mp4 ! decodebin ! videoconvert ! video/x-raw,format=RGB ! \
+//!     iplaplandmarks name=lm models=pkg ! iplaprender models=pkg references=5 ! videoconvert ! \
+//!     x264enc ! mp4mux ! filesink location=out.mp4 \
+//!     filesrc location=audio2.wav ! decodebin ! audioconvert ! audioresample ! lm.audio_sink
+//! ```
+//!
+//! Since: 0.1
+
+use std::path::PathBuf;
+use std::sync::{LazyLock, Mutex};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::BaseTransformMode;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+use iplap::engine::bank::IMAGE_REFERENCES;
+use iplap::engine::landmarks::{FrameStatus, SyncedFace};
+use iplap::engine::render::{FrameRenderer, FrameRendererSettings};
+use iplap::image::{ChannelOrder, ImageMut};
+
+use super::Device;
+use super::frame::{ErrorKind, FORMATS, channel_order, error_kind, frame_input};
+use crate::meta::LandmarkMeta;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "iplaprender",
+        gst::DebugColorFlags::empty(),
+        Some("IP_LAP renderer: lip-synced faces from landmark meta"),
+    )
+});
+
+const DEFAULT_REFERENCES: u32 = IMAGE_REFERENCES as u32;
+const DEFAULT_THREADS: u32 = 0;
+const MAX_THREADS: u32 = 256;
+const DEFAULT_DEVICE: Device = Device::Cpu;
+const DEFAULT_SHOW_SKETCH: bool = false;
+const DEFAULT_BLEND: bool = true;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    models: Option<PathBuf>,
+    references: u32,
+    threads: u32,
+    device: Device,
+    show_sketch: bool,
+    blend: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            models: None,
+            references: DEFAULT_REFERENCES,
+            threads: DEFAULT_THREADS,
+            device: DEFAULT_DEVICE,
+            show_sketch: DEFAULT_SHOW_SKETCH,
+            blend: DEFAULT_BLEND,
+        }
+    }
+}
+
+impl Settings {
+    fn renderer_settings(&self) -> FrameRendererSettings {
+        FrameRendererSettings {
+            references: self.references as usize,
+            blend: self.blend,
+            show_sketch: self.show_sketch,
+            threads: self.threads as usize,
+        }
+    }
+}
+
+/// Exists between `start()` and `stop()`.
+struct State {
+    /// `None` while a frame renders: the renderer is taken out so that no lock is held while the
+    /// model runs, and put back afterwards (dropped instead if the element stopped meanwhile).
+    renderer: Option<FrameRenderer>,
+    /// The negotiated frame layout (`set_info`).
+    video: Option<(gst_video::VideoInfo, ChannelOrder)>,
+    /// The previous synced frame could not be rendered (frame problem): warnings are posted on the
+    /// change only.
+    skipping: bool,
+}
+
+#[derive(Default)]
+pub struct IplapRender {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+}
+
+impl IplapRender {
+    fn post_progress(&self, type_: gst::ProgressType, text: &str) {
+        let msg = gst::message::Progress::builder(type_, "load-models", text)
+            .src(&*self.obj())
+            .build();
+        // No bus (a bare element): nobody to tell.
+        let _ = self.obj().post_message(msg);
+    }
+
+    /// Sets a property value, logging real changes.
+    fn change<T: PartialEq + std::fmt::Debug>(&self, name: &str, slot: &mut T, value: T) {
+        if *slot != value {
+            gst::info!(
+                CAT,
+                imp = self,
+                "Changing {name} from {slot:?} to {value:?}"
+            );
+            *slot = value;
+        }
+    }
+
+    /// Loads the renderer for `settings`; errors name the folder and how to make a package.
+    fn load(&self, settings: &Settings) -> Result<FrameRenderer, gst::ErrorMessage> {
+        if settings.device != Device::Cpu {
+            let nick = match settings.device {
+                Device::Cuda => "cuda",
+                _ => "tensorrt",
+            };
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                ("device={nick} is not available: this build of iplap has no GPU execution \
+                     providers; set device=cpu")
+            ));
+        }
+        let Some(models) = settings.models.clone() else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("no model package: set `models` to the folder written by `iplap convert \
+                     --renderer-checkpoint renderer_checkpoint.pth --out <folder>`")
+            ));
+        };
+        if !models.is_dir() {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                (
+                    "model package folder {} does not exist; create it with `iplap convert \
+                     --renderer-checkpoint renderer_checkpoint.pth --out {}`",
+                    models.display(),
+                    models.display()
+                )
+            ));
+        }
+        let text = format!("Loading the renderer from {}", models.display());
+        self.post_progress(gst::ProgressType::Start, &text);
+        match FrameRenderer::from_package(&models, settings.renderer_settings()) {
+            Ok(renderer) => {
+                self.post_progress(gst::ProgressType::Complete, &text);
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Loaded the renderer from {} ({} references, {} threads)",
+                    models.display(),
+                    settings.references,
+                    settings.threads
+                );
+                Ok(renderer)
+            }
+            Err(err) => {
+                self.post_progress(gst::ProgressType::Error, &text);
+                Err(gst::error_msg!(
+                    gst::LibraryError::Settings,
+                    (
+                        "cannot load the renderer from model package {}: {err}; re-create it with \
+                         `iplap convert --renderer-checkpoint renderer_checkpoint.pth --out {}`",
+                        models.display(),
+                        models.display()
+                    )
+                ))
+            }
+        }
+    }
+
+    /// Renders `face` into `frame`. Returns `Ok(())` also when the frame had to pass through.
+    fn render(
+        &self,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        face: &SyncedFace,
+    ) -> Result<(), gst::FlowError> {
+        let settings = self.settings.lock().unwrap().clone();
+        let (mut renderer, order) = {
+            let mut guard = self.state.lock().unwrap();
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            let Some((_, order)) = state.video else {
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("No caps yet"));
+                return Err(gst::FlowError::NotNegotiated);
+            };
+            let renderer = state.renderer.take().ok_or_else(|| {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("Renderer in use"));
+                gst::FlowError::Error
+            })?;
+            (renderer, order)
+        };
+        // Nothing is locked from here until the renderer is put back.
+        let result = self.render_unlocked(&mut renderer, &settings, frame, order, face);
+        // (was skipping, is skipping): warnings and infos are posted on changes only.
+        let (was, now) = {
+            let mut guard = self.state.lock().unwrap();
+            match guard.as_mut() {
+                Some(state) => {
+                    if state.renderer.is_none() {
+                        state.renderer = Some(renderer);
+                    }
+                    let was = state.skipping;
+                    state.skipping = matches!(result, Err(Some(_)));
+                    (was, state.skipping)
+                }
+                None => (false, false),
+            }
+        };
+        match result {
+            Ok(()) => {
+                if was {
+                    gst::info!(CAT, imp = self, "Face geometry usable again: rendering");
+                }
+                Ok(())
+            }
+            Err(Some(err)) => {
+                if now && !was {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Decode,
+                        ("Cannot render this face, passing frames through: {err}")
+                    );
+                } else {
+                    gst::debug!(CAT, imp = self, "Passing through: {err}");
+                }
+                Ok(())
+            }
+            Err(None) => Err(gst::FlowError::Error),
+        }
+    }
+
+    /// The render itself, with nothing locked. `Err(Some(why))`: a per-frame problem, the frame is
+    /// untouched; `Err(None)`: a fatal error, already posted.
+    fn render_unlocked(
+        &self,
+        renderer: &mut FrameRenderer,
+        settings: &Settings,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        order: ChannelOrder,
+        face: &SyncedFace,
+    ) -> Result<(), Option<String>> {
+        // Knobs that may change while playing.
+        let current = *renderer.settings();
+        if current.references != settings.references as usize {
+            renderer
+                .set_references(settings.references as usize)
+                .map_err(|err| {
+                    gst::element_imp_error!(self, gst::LibraryError::Settings, ("{err}"));
+                    None
+                })?;
+        }
+        renderer.set_blend(settings.blend);
+        renderer.set_show_sketch(settings.show_sketch);
+
+        let (width, height) = (frame.width() as usize, frame.height() as usize);
+        if face.face.frame_size != (width, height) {
+            let (w, h) = face.face.frame_size;
+            return Err(Some(format!(
+                "the landmark meta is for a {w}x{h} frame, this frame is {width}x{height}"
+            )));
+        }
+        let stride = frame.plane_stride()[0] as usize;
+        let data = frame.plane_data_mut(0).map_err(|err| {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map frame: {err}"));
+            None
+        })?;
+        let mut image = ImageMut::new(data, width, height, stride, order)
+            .map_err(|err| Some(err.to_string()))?;
+        match renderer.render_frame(&mut image, &frame_input(face)) {
+            Ok(stats) => {
+                gst::log!(CAT, imp = self, "Rendered: {stats:?}");
+                if stats.encoded_references {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Encoded {} references of bank {} in {:?}",
+                        renderer.settings().references,
+                        face.bank.id(),
+                        stats.reference_encoding
+                    );
+                }
+                Ok(())
+            }
+            Err(err) => match error_kind(&err) {
+                ErrorKind::Frame => Err(Some(err.to_string())),
+                ErrorKind::Bank => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        (
+                            "the reference bank does not fit the renderer: {err} (bank {}, \
+                             references={})",
+                            face.bank.id(),
+                            settings.references
+                        )
+                    );
+                    Err(None)
+                }
+                ErrorKind::Engine => {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("rendering failed: {err}")
+                    );
+                    Err(None)
+                }
+            },
+        }
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for IplapRender {
+    const NAME: &'static str = "GstIplapRender";
+    type Type = super::IplapRender;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for IplapRender {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
+            vec![
+                glib::ParamSpecString::builder("models")
+                    .nick("Model Package")
+                    .blurb(
+                        "Folder with the converted model package (written by `iplap convert`); \
+                         loaded when the element starts.",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("references")
+                    .nick("References")
+                    .blurb(
+                        "Number of reference images the renderer reads, 1-25: fewer is faster \
+                         and lower quality; 25 is the official setting. A change re-encodes the \
+                         references on the next frame.",
+                    )
+                    .minimum(1)
+                    .maximum(IMAGE_REFERENCES as u32)
+                    .default_value(d.references)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("threads")
+                    .nick("Threads")
+                    .blurb(
+                        "Threads of each renderer stage and of the warp; 0 = one per physical \
+                         core. Applied when the model package is loaded.",
+                    )
+                    .minimum(0)
+                    .maximum(MAX_THREADS)
+                    .default_value(d.threads)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("device", d.device)
+                    .nick("Device")
+                    .blurb(
+                        "Where the renderer runs. Only cpu exists in this build; others fail when \
+                         the element starts.",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("show-sketch")
+                    .nick("Show Sketch")
+                    .blurb(
+                        "Lighten the target sketch (predicted jaw and lip lines) onto the face \
+                         box, for debugging.",
+                    )
+                    .default_value(d.show_sketch)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("blend")
+                    .nick("Blend")
+                    .blurb(
+                        "Blend the generated face with a feathered mask of the face contour; off \
+                         replaces the whole face box (visible box edges).",
+                    )
+                    .default_value(d.blend)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        let s = &mut *settings;
+        let expect = "type checked upstream";
+        match pspec.name() {
+            "models" => {
+                let models = value.get::<Option<String>>().expect(expect);
+                self.change("models", &mut s.models, models.map(PathBuf::from));
+            }
+            "references" => {
+                self.change("references", &mut s.references, value.get().expect(expect))
+            }
+            "threads" => self.change("threads", &mut s.threads, value.get().expect(expect)),
+            "device" => self.change("device", &mut s.device, value.get().expect(expect)),
+            "show-sketch" => self.change(
+                "show-sketch",
+                &mut s.show_sketch,
+                value.get().expect(expect),
+            ),
+            "blend" => self.change("blend", &mut s.blend, value.get().expect(expect)),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "models" => settings
+                .models
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .to_value(),
+            "references" => settings.references.to_value(),
+            "threads" => settings.threads.to_value(),
+            "device" => settings.device.to_value(),
+            "show-sketch" => settings.show_sketch.to_value(),
+            "blend" => settings.blend.to_value(),
+            _ => unimplemented!(),
+        }
+    }
+}
+
+impl GstObjectImpl for IplapRender {}
+
+impl ElementImpl for IplapRender {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "IP_LAP renderer",
+                "Filter/Effect/Video",
+                "Redraws the lower face of frames with IP_LAP landmark meta (lip-sync), in place",
+                "The iplap authors",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            // Packed RGB orders the paste-back writes in place; I420/NV12 need videoconvert.
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list(FORMATS.iter().map(|&(f, _)| f))
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for IplapRender {
+    const MODE: BaseTransformMode = BaseTransformMode::AlwaysInPlace;
+    // Pass-through is decided per buffer in `before_transform`, not from the caps.
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = self.settings.lock().unwrap().clone();
+        let renderer = self.load(&settings)?;
+        *self.state.lock().unwrap() = Some(State {
+            renderer: Some(renderer),
+            video: None,
+            skipping: false,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // A frame still rendering drops its renderer when it finds no state.
+        *self.state.lock().unwrap() = None;
+        gst::info!(CAT, imp = self, "Stopped, renderer freed");
+        Ok(())
+    }
+
+    fn before_transform(&self, inbuf: &gst::BufferRef) {
+        // Only synced frames are written: the others pass through without being made writable
+        // (no copy of a shared buffer).
+        let render = inbuf
+            .meta::<LandmarkMeta>()
+            .is_some_and(|m| matches!(m.status(), FrameStatus::Synced(_)));
+        let obj = self.obj();
+        if obj.is_passthrough() == render {
+            gst::trace!(CAT, imp = self, "Pass-through: {}", !render);
+            obj.set_passthrough(!render);
+        }
+    }
+}
+
+impl VideoFilterImpl for IplapRender {
+    fn set_info(
+        &self,
+        incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        gst::debug!(CAT, imp = self, "Configured for caps {incaps}");
+        let order = channel_order(in_info.format()).ok_or_else(|| {
+            gst::loggable_error!(CAT, "Unsupported format {:?}", in_info.format())
+        })?;
+        let mut guard = self.state.lock().unwrap();
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| gst::loggable_error!(CAT, "Caps before start"))?;
+        state.video = Some((in_info.clone(), order));
+        Ok(())
+    }
+
+    fn transform_frame_ip(
+        &self,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        // The meta borrows the buffer the frame writes to: take a copy of the face (small next
+        // to a render; the bank is shared through its Arc).
+        let face = match frame.buffer().meta::<LandmarkMeta>() {
+            Some(meta) => match meta.status() {
+                FrameStatus::Synced(face) => Some(face.clone()),
+                _ => None,
+            },
+            None => None,
+        };
+        match face {
+            Some(face) => self.render(frame, &face)?,
+            None => gst::trace!(CAT, imp = self, "No synced face: pass-through"),
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
