@@ -185,3 +185,33 @@ fn colour_bars_have_no_face() {
         assert!(t.process(&empty).unwrap().is_none());
     }
 }
+
+#[test]
+fn converted_models_avoid_slow_onnx_runtime_paths() {
+    use prost::Message;
+    let Some(dir) = model_dir() else {
+        return;
+    };
+    for file in [
+        "face_landmark_with_attention.onnx",
+        "face_detection_short_range.onnx",
+    ] {
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        let model = iplap::graph::onnx::proto::ModelProto::decode(&bytes[..]).unwrap();
+        let ops: Vec<String> = model
+            .graph
+            .unwrap()
+            .node
+            .iter()
+            .filter_map(|n| n.op_type.clone())
+            .collect();
+        // PRelu and channel Pad break ONNX Runtime's NCHWc Conv chains; GridSample was 2× slower
+        // than the Gather form (iplap::face::convert). Old files: re-run prepare-face-models.
+        for slow in ["PRelu", "Pad", "GridSample"] {
+            assert!(
+                !ops.iter().any(|o| o == slow),
+                "{file} has `{slow}` nodes: re-run `iplap prepare-face-models`"
+            );
+        }
+    }
+}

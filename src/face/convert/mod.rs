@@ -8,8 +8,14 @@
 //!   NCHW (permuted) or in TFLite's own layout, and is transposed lazily where an operator needs the
 //!   other one. The graph input is declared **NCHW** (`[1, 3, H, W]`); outputs keep TFLite's shapes;
 //! * TF "SAME" padding is made explicit from the static shapes;
-//! * MediaPipe's three custom operators are expressed with standard ONNX operators (opset 17,
-//!   including `GridSample`), so the converted mesh is a single ONNX graph.
+//! * MediaPipe's three custom operators are expressed with standard ONNX operators (opset 17),
+//!   so the converted mesh is a single ONNX graph;
+//! * the graph is shaped for ONNX Runtime's CPU provider, which runs Conv/MaxPool/Add/Relu chains
+//!   in a blocked "NCHWc" layout and reorders to NCHW around every other operator: per-channel
+//!   `PRELU` becomes 1×1 depthwise convolutions and Relus, a channel-only `PAD` a 1×1 convolution
+//!   with 0/1 weights (both exact), and the bilinear crop a `Gather` instead of `GridSample`.
+//!   Together these made the attention mesh about 2.3× faster on one core with the same outputs
+//!   (to float rounding).
 
 mod builtin;
 mod custom;
