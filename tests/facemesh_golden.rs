@@ -215,3 +215,45 @@ fn converted_models_avoid_slow_onnx_runtime_paths() {
         }
     }
 }
+
+/// Issue 5: the crop-normalised POSE and CONTENT sets the models see are within 0.003 of the
+/// golden ones (computed from our landmarks with our own crop box).
+#[test]
+fn pose_and_content_sets_match_golden() {
+    let Some(dir) = iplap::testdata::shared_path("golden/public/facemesh/129") else {
+        return;
+    };
+    let (Some(g), Some(mut t)) = (golden(), tracker(Mode::Static)) else {
+        return;
+    };
+    let pose: Array3<f64> = read_npy(dir.join("pose_f64.npy")).unwrap();
+    let content: Array3<f64> = read_npy(dir.join("content_f64.npy")).unwrap();
+    let (n, h, w) = (
+        g.frames.shape()[0],
+        g.frames.shape()[1],
+        g.frames.shape()[2],
+    );
+    let mut worst = 0.0f64;
+    for f in 0..n {
+        let data: Vec<u8> = g
+            .frames
+            .index_axis(ndarray::Axis(0), f)
+            .iter()
+            .copied()
+            .collect();
+        let img = ImageRef::packed(&data, w, h, ChannelOrder::Rgb).unwrap();
+        let face = t.process(&img).unwrap().expect("face");
+        let b = CropBox::from_landmarks(&face.normalized, w, h).unwrap();
+        let sets = b.normalised_sets(&face.normalized, w, h).unwrap();
+        for r in 0..2 {
+            for (k, v) in sets.pose[r].iter().enumerate() {
+                worst = worst.max((v - pose[[f, r, k]]).abs());
+            }
+            for (k, v) in sets.content[r].iter().enumerate() {
+                worst = worst.max((v - content[[f, r, k]]).abs());
+            }
+        }
+    }
+    eprintln!("POSE/CONTENT max |diff| vs golden: {worst:.2e}");
+    assert!(worst <= 0.003, "POSE/CONTENT differ by {worst} > 0.003");
+}
