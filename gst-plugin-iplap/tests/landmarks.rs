@@ -406,3 +406,76 @@ fn reference_location_builds_the_bank_at_start() {
         "a fixed bank: synced from frame 0"
     );
 }
+
+#[test]
+fn unlinked_audio_sink_is_treated_as_silence() {
+    init();
+    let (w, h) = (64, 48);
+    let e = element();
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    // No harness on audio_sink: it has no peer, and would never get data nor EOS.
+    let mut out = Harness::with_element(&e, None, Some("src"));
+    let mut video = Harness::with_element(&e, Some("video_sink"), None);
+    video.set_src_caps(video_caps(w, h));
+    out.play();
+    video.play();
+    let v = feed(video, video_buffers(vec![bars(w, h); 3]), Duration::ZERO);
+    let bufs = pull_all(&mut out, 3);
+    v.join().unwrap();
+    for (i, b) in bufs.iter().enumerate() {
+        assert_eq!(b.pts(), Some(i as u64 * FRAME));
+    }
+    let warning =
+        std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning])).find_map(|m| match m
+            .view()
+        {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        });
+    assert!(
+        warning.is_some_and(|w| w.contains("audio_sink is not linked")),
+        "a warning says the audio is missing"
+    );
+}
+
+#[test]
+fn factory_metadata_pads_and_property_blurbs() {
+    init();
+    let factory = gst::ElementFactory::find("iplaplandmarks").expect("registered");
+    for key in [
+        gst::ELEMENT_METADATA_LONGNAME,
+        gst::ELEMENT_METADATA_DESCRIPTION,
+        gst::ELEMENT_METADATA_KLASS,
+        gst::ELEMENT_METADATA_AUTHOR,
+    ] {
+        let v = factory.metadata(key).unwrap_or_default();
+        assert!(!v.trim().is_empty(), "metadata {key} is empty");
+    }
+    let templates: Vec<_> = factory
+        .static_pad_templates()
+        .iter()
+        .map(|t| (t.name_template().to_string(), t.direction()))
+        .collect();
+    for (name, dir) in [
+        ("video_sink", gst::PadDirection::Sink),
+        ("audio_sink", gst::PadDirection::Sink),
+        ("src", gst::PadDirection::Src),
+    ] {
+        assert!(
+            templates.iter().any(|(n, d)| n == name && *d == dir),
+            "pad template {name} in {templates:?}"
+        );
+    }
+    let e = factory.create().build().unwrap();
+    for p in e.list_properties() {
+        let blurb = p.blurb().unwrap_or_default();
+        assert!(
+            !blurb.trim().is_empty(),
+            "property {} has no blurb",
+            p.name()
+        );
+    }
+    // The element's own properties are listed too (not only the inherited ones).
+    assert!(e.find_property("reference-location").is_some());
+}

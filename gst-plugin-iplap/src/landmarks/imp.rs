@@ -28,6 +28,7 @@
 //!
 //! Since: 0.1
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
@@ -53,6 +54,8 @@ pub struct IplapLandmarks {
     audio_pad: gst_base::AggregatorPad,
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Whether the first video buffer since `start` was seen (the unlinked-audio check).
+    video_seen: AtomicBool,
 }
 
 impl IplapLandmarks {
@@ -69,6 +72,27 @@ impl IplapLandmarks {
         let latency = self.latency(engine_ns);
         gst::debug!(CAT, imp = self, "Latency {latency}");
         self.obj().set_latency(latency, gst::ClockTime::NONE);
+    }
+
+    /// At the first video buffer: an `audio_sink` with no peer would never get data nor EOS, and
+    /// a non-live aggregator would wait for it forever. Treat the audio as ended (silence).
+    fn check_audio_linked(&self) {
+        if self.video_seen.swap(true, Ordering::SeqCst) || self.audio_pad.is_linked() {
+            return;
+        }
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Failed,
+            ("audio_sink is not linked: no audio, the landmarks follow silence")
+        );
+        // Through the pad, so the aggregator sees a regular (serialized) EOS.
+        let group = gst::GroupId::next();
+        let _ = self.audio_pad.send_event(
+            gst::event::StreamStart::builder("iplaplandmarks-no-audio")
+                .group_id(group)
+                .build(),
+        );
+        let _ = self.audio_pad.send_event(gst::event::Eos::new());
     }
 }
 
@@ -92,6 +116,7 @@ impl ObjectSubclass for IplapLandmarks {
             audio_pad: pad("audio_sink"),
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(None),
+            video_seen: AtomicBool::new(false),
         }
     }
 }
@@ -128,6 +153,16 @@ impl ObjectImpl for IplapLandmarks {
             .expect("adding the video_sink pad");
         obj.add_pad(&self.audio_pad)
             .expect("adding the audio_sink pad");
+        let weak = obj.downgrade();
+        self.video_pad.add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+            move |_, _| {
+                if let Some(obj) = weak.upgrade() {
+                    obj.imp().check_audio_linked();
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
         let engine_ns = iplap::engine::window::AUDIO_LOOKAHEAD_NS;
         obj.set_latency(self.latency(engine_ns), gst::ClockTime::NONE);
     }
@@ -198,6 +233,7 @@ impl AggregatorImpl for IplapLandmarks {
         let state = State::load(self, &settings)?;
         let latency = self.latency(state.reported_latency);
         *self.state.lock().unwrap() = Some(state);
+        self.video_seen.store(false, Ordering::SeqCst);
         self.obj().set_latency(latency, gst::ClockTime::NONE);
         gst::info!(CAT, imp = self, "Started, latency {latency}");
         Ok(())
