@@ -14,22 +14,7 @@ glib::wrapper! {
         @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
-/// Where the renderer runs (`device` property).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, glib::Enum)]
-#[repr(u32)]
-#[enum_type(name = "GstIplapRenderDevice")]
-pub enum Device {
-    /// ONNX Runtime on the CPU.
-    #[default]
-    #[enum_value(name = "CPU (ONNX Runtime)", nick = "cpu")]
-    Cpu = 0,
-    /// ONNX Runtime's CUDA execution provider (not in this build).
-    #[enum_value(name = "CUDA (not available in this build)", nick = "cuda")]
-    Cuda = 1,
-    /// ONNX Runtime's TensorRT execution provider (not in this build).
-    #[enum_value(name = "TensorRT (not available in this build)", nick = "tensorrt")]
-    TensorRt = 2,
-}
+pub use crate::device::Device;
 
 /// Registers `iplaprender` (and its enum as plugin API).
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
