@@ -5,7 +5,6 @@
 
 mod bench;
 mod convert;
-mod decode;
 mod eval;
 mod mel;
 mod prepare;

@@ -11,7 +11,7 @@ use iplap::image::{ChannelOrder, ImageRef};
 use iplap::runtime::SessionConfig;
 use serde::Serialize;
 
-use crate::decode::VideoDecoder;
+use gstiplap::decode::VideoDecoder;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum TrackMode {

@@ -1,4 +1,5 @@
-//! Decoding any media file GStreamer can read into RGB video frames, one at a time.
+//! Decoding any media file GStreamer can read into RGB video frames, one at a time (used by the
+//! `iplap` CLI and by `iplaplandmarks`' `reference-location`).
 //!
 //! `uridecodebin ! videoconvert ! video/x-raw,format=RGB ! appsink`: frames are pulled
 //! synchronously (no clock, no dropping), so every decoded frame is seen once, in order.
