@@ -222,17 +222,8 @@ impl GraphBuilder {
         shape: &[usize],
         data: &[f32],
     ) -> Result<Value, GraphError> {
-        let numel: usize = shape.iter().product();
-        if numel != data.len() {
-            return Err(GraphError::invalid(format!(
-                "initializer `{hint}`: shape {shape:?} needs {numel} values, got {}",
-                data.len()
-            )));
-        }
-        let name = self.unique_name(hint);
-        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.push_initializer(&name, proto::DT_FLOAT, shape, raw);
-        Ok(Value(name))
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer_raw(hint, shape, proto::DT_FLOAT, data.len(), raw)
     }
 
     /// Adds an int64 initializer (shapes, axes, indices); `data` is row-major.
@@ -242,16 +233,27 @@ impl GraphBuilder {
         shape: &[usize],
         data: &[i64],
     ) -> Result<Value, GraphError> {
+        let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer_raw(hint, shape, proto::DT_INT64, data.len(), raw)
+    }
+
+    /// Checks that `len` values fill `shape`, then stores the little-endian bytes under a unique name.
+    fn initializer_raw(
+        &mut self,
+        hint: &str,
+        shape: &[usize],
+        dtype: i32,
+        len: usize,
+        raw: Vec<u8>,
+    ) -> Result<Value, GraphError> {
         let numel: usize = shape.iter().product();
-        if numel != data.len() {
+        if numel != len {
             return Err(GraphError::invalid(format!(
-                "initializer `{hint}`: shape {shape:?} needs {numel} values, got {}",
-                data.len()
+                "initializer `{hint}`: shape {shape:?} needs {numel} values, got {len}"
             )));
         }
         let name = self.unique_name(hint);
-        let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.push_initializer(&name, proto::DT_INT64, shape, raw);
+        self.push_initializer(&name, dtype, shape, raw);
         Ok(Value(name))
     }
 
