@@ -391,3 +391,95 @@ fn renderer_golden_inputs_follow_the_formulas() {
     assert!(same(&mels, &npy(&dir, "audio_mels.npy")));
     assert!(formula::golden_sketch("x", &[1, 3, 0, 4]).is_err());
 }
+
+fn staged_generator() -> iplap::runtime::StagedLandmarkGenerator {
+    use iplap::graph::landmark_stages::{LandmarkStage, build_stage};
+    let models = LandmarkStage::ALL.map(|s| build_stage(&FormulaWeights::new(), s).unwrap());
+    iplap::runtime::StagedLandmarkGenerator::from_models(
+        [&models[0], &models[1], &models[2], &models[3]],
+        &SessionConfig::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn staged_generator_matches_the_golden() {
+    let dir = iplap::require_shared!("golden/public/models/landmark_generator");
+    let [m, p, np, nc] = inputs(&dir);
+    let mut g = staged_generator();
+    let x = LandmarkInput {
+        t_mels: &m,
+        t_pose: &p,
+        nl_pose: &np,
+        nl_content: &nc,
+    };
+    let out = g.run(&x).unwrap();
+    let d = max_abs_diff(
+        &out.predict_content,
+        &npy(&dir, "outputs/predict_content.npy"),
+    );
+    eprintln!("staged generator predict_content: max abs diff {d:.3e}");
+    assert!(d <= TOL);
+    // The same window again is served from the caches: no encoder runs, the same bits.
+    let before = g.runs();
+    let again = g.run(&x).unwrap();
+    let after = g.runs();
+    assert_eq!(
+        (after.mel_chunks, after.pose_frames, after.reference_sets),
+        (before.mel_chunks, before.pose_frames, before.reference_sets)
+    );
+    assert_eq!(after.windows, before.windows + 1);
+    assert_eq!(again, out);
+    let short = LandmarkInput {
+        t_mels: &m[..100],
+        ..x
+    };
+    let e = g.run(&short).unwrap_err().to_string();
+    assert!(e.contains("T_mels") && e.contains("6400"), "{e}");
+}
+
+/// Sliding windows over a stream (the official s = 0 padding, then one new chunk and frame per
+/// window, then a ping-pong turn): each window equals the one-graph model's, and each chunk,
+/// frame and reference set is encoded once.
+#[test]
+fn staged_generator_streams_like_the_one_graph_model() {
+    let mut staged = staged_generator();
+    let model = lg::build(&FormulaWeights::new(), LandmarkGraphOptions::default()).unwrap();
+    let mut one = LandmarkGenerator::from_model(&model, &SessionConfig::default()).unwrap();
+    let chunks: Vec<Vec<f32>> = (0..12)
+        .map(|i| formula::golden_input(&format!("chunk{i}"), &[1, 80, 16], 0.0, 4.0))
+        .collect();
+    let frames: Vec<Vec<f32>> = (0..6)
+        .map(|i| formula::golden_input(&format!("frame{i}"), &[2, 74], 0.5, 0.3))
+        .collect();
+    let (np, nc) = (formula::golden_nl_pose(), formula::golden_nl_content());
+    // Ping-pong frame sequence of spec §1.6 over 6 frames.
+    let seq = |k: usize| if k % 12 < 6 { k % 12 } else { 11 - k % 12 };
+    let windows: usize = 10;
+    let mut worst = 0.0f32;
+    for s in 0..windows {
+        let t_mels: Vec<f32> = (0..5)
+            .flat_map(|j: usize| chunks[(s + j).saturating_sub(2)].iter().copied())
+            .collect();
+        let t_pose: Vec<f32> = (0..5)
+            .flat_map(|j| frames[seq(s + j)].iter().copied())
+            .collect();
+        let x = LandmarkInput {
+            t_mels: &t_mels,
+            t_pose: &t_pose,
+            nl_pose: &np,
+            nl_content: &nc,
+        };
+        let a = staged.run(&x).unwrap();
+        let b = one.run(&x).unwrap();
+        worst = worst.max(max_abs_diff(&a.predict_content, &b.predict_content));
+    }
+    eprintln!("staged vs one graph over {windows} windows: max abs diff {worst:.3e}");
+    assert!(worst <= 1e-5, "{worst}");
+    let runs = staged.runs();
+    // Chunks 0..=windows+1 (chunk index max(0, s+j-2)), distinct frames 0..=5.
+    assert_eq!(runs.mel_chunks, windows + 2);
+    assert_eq!(runs.pose_frames, 6);
+    assert_eq!(runs.reference_sets, 1);
+    assert_eq!(runs.windows, windows);
+}

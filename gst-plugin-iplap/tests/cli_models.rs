@@ -149,6 +149,10 @@ fn formula_package_eval_and_bench() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert!(v["per_window_s"].as_f64().unwrap() > 0.0);
+    assert!(v["one_graph_per_window_s"].as_f64().unwrap() > 0.0);
+    for stage in ["mel_encoder", "pose_encoder", "fusion"] {
+        assert!(v["stages"][stage].as_f64().unwrap() > 0.0, "{stage}");
+    }
 }
 
 #[test]

@@ -28,9 +28,11 @@ use super::window::{
 use crate::face::crop_box::{CropBox, FaceGeometry};
 use crate::face::indices::CONTENT;
 use crate::graph::GraphError;
-use crate::graph::package::{LANDMARK_GENERATOR_STAGE, ModelPackage};
+use crate::graph::package::ModelPackage;
 use crate::image::ImageRef;
-use crate::runtime::landmark_generator::{LandmarkGenerator, LandmarkInput, T_POSE_LEN};
+use crate::runtime::landmark_generator::{
+    LandmarkInput, LandmarkModel, LandmarkModelError, T_POSE_LEN,
+};
 use crate::runtime::{SessionConfig, SessionError};
 
 /// A CONTENT set (17 jaw + 40 lip points, row 0 = x, row 1 = y), crop-normalised.
@@ -150,7 +152,7 @@ impl ActiveBank {
 /// (`&mut self` everywhere); the element owns it behind its own lock.
 #[derive(Debug)]
 pub struct LandmarkEngine {
-    generator: LandmarkGenerator,
+    generator: LandmarkModel,
     bank: Option<ActiveBank>,
     enrolment: Option<Enrolment>,
     audio: AudioTimeline,
@@ -166,7 +168,8 @@ pub struct LandmarkEngine {
 
 impl LandmarkEngine {
     /// An engine running `generator` with a bank from `mode`.
-    pub fn new(generator: LandmarkGenerator, mode: BankMode) -> Result<Self, EngineError> {
+    pub fn new(generator: impl Into<LandmarkModel>, mode: BankMode) -> Result<Self, EngineError> {
+        let generator = generator.into();
         let (bank, enrolment) = match mode {
             BankMode::Fixed(b) => (Some(ActiveBank::new(b)?), None),
             BankMode::Enrol { duration_ns } => (None, Some(Enrolment::new(duration_ns))),
@@ -187,14 +190,18 @@ impl LandmarkEngine {
         })
     }
 
-    /// An engine with the full landmark generator graph of a model package.
+    /// An engine with a model package's landmark generator (its streaming split when present).
     pub fn from_package(
         package: &ModelPackage,
         config: &SessionConfig,
         mode: BankMode,
     ) -> Result<Self, EngineError> {
-        let path = package.stage_path(LANDMARK_GENERATOR_STAGE.name)?;
-        Self::new(LandmarkGenerator::from_file(&path, config)?, mode)
+        let model = match LandmarkModel::from_package(package, config) {
+            Ok(m) => m,
+            Err(LandmarkModelError::Package(e)) => return Err(e.into()),
+            Err(LandmarkModelError::Session(e)) => return Err(e.into()),
+        };
+        Self::new(model, mode)
     }
 
     /// The bank in use, once there is one.

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::GraphError;
 use super::landmark_generator::{self, LandmarkGraphOptions};
+use super::landmark_stages::{self, LandmarkStage};
 use super::onnx::{IR_VERSION, OPSET, OnnxModel, TensorSpec};
 use super::renderer;
 use super::weights::{RecordingSource, WeightSource};
@@ -52,10 +53,44 @@ pub const LANDMARK_GENERATOR_STAGE: StageDef = StageDef {
     build: build_landmark_generator,
 };
 
-/// Every stage `iplap convert` knows how to write, in package order: the landmark generator,
-/// then the renderer stages of [`crate::graph::renderer::STAGES`] in run order.
+/// The landmark generator's streaming split (spec §7.2), in [`LandmarkStage::ALL`] order; the
+/// engine prefers it to the one-graph [`LANDMARK_GENERATOR_STAGE`].
+pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
+    StageDef {
+        name: "landmark_mel_encoder",
+        network: "landmark_generator",
+        file: "landmark_mel_encoder.onnx",
+        build: |src| landmark_stages::build_stage(src, LandmarkStage::MelEncoder),
+    },
+    StageDef {
+        name: "landmark_pose_encoder",
+        network: "landmark_generator",
+        file: "landmark_pose_encoder.onnx",
+        build: |src| landmark_stages::build_stage(src, LandmarkStage::PoseEncoder),
+    },
+    StageDef {
+        name: "landmark_ref_encoder",
+        network: "landmark_generator",
+        file: "landmark_ref_encoder.onnx",
+        build: |src| landmark_stages::build_stage(src, LandmarkStage::RefEncoder),
+    },
+    StageDef {
+        name: "landmark_fusion",
+        network: "landmark_generator",
+        file: "landmark_fusion.onnx",
+        build: |src| landmark_stages::build_stage(src, LandmarkStage::Fusion),
+    },
+];
+
+/// Every stage `iplap convert` knows how to write, in package order: the landmark generator
+/// (one graph, then its streaming split), then the renderer stages of
+/// [`crate::graph::renderer::STAGES`] in run order.
 pub const STAGES: &[StageDef] = &[
     LANDMARK_GENERATOR_STAGE,
+    LANDMARK_STREAMING_STAGES[0],
+    LANDMARK_STREAMING_STAGES[1],
+    LANDMARK_STREAMING_STAGES[2],
+    LANDMARK_STREAMING_STAGES[3],
     renderer::STAGES[0],
     renderer::STAGES[1],
     renderer::STAGES[2],
@@ -390,6 +425,13 @@ mod tests {
         let pkg = ModelPackage::open(&dir).unwrap();
         assert_eq!(pkg.manifest().stages.len(), STAGES.len());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn streaming_stage_names_are_the_graph_names() {
+        let names: Vec<&str> = LANDMARK_STREAMING_STAGES.iter().map(|d| d.name).collect();
+        let graphs: Vec<&str> = LandmarkStage::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names, graphs);
     }
 
     #[test]

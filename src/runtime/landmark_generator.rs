@@ -3,9 +3,13 @@
 
 use std::path::Path;
 
+use super::landmark_stages::StagedLandmarkGenerator;
 use super::session::{ModelSession, SessionConfig, SessionError};
+use crate::graph::GraphError;
 use crate::graph::landmark_generator::{self as graph, LandmarkGraphOptions};
+use crate::graph::landmark_stages::LandmarkStage;
 use crate::graph::onnx::OnnxModel;
+use crate::graph::package::{LANDMARK_GENERATOR_STAGE, ModelPackage};
 
 pub use crate::graph::landmark_generator::{NL_CONTENT, NL_POSE, PREDICT_CONTENT, T_MELS, T_POSE};
 
@@ -97,5 +101,73 @@ impl LandmarkGenerator {
             });
         }
         Ok(LandmarkOutput { predict_content })
+    }
+}
+
+/// The landmark generator as the engine runs it: the streaming split when the model package has
+/// it (every package `iplap convert` writes), else the one-graph model of older packages.
+#[derive(Debug)]
+pub enum LandmarkModel {
+    /// One graph per window ([`LandmarkGenerator`]).
+    OneGraph(LandmarkGenerator),
+    /// Encoders once per chunk / frame / bank, fusion per window ([`StagedLandmarkGenerator`]).
+    Staged(Box<StagedLandmarkGenerator>),
+}
+
+/// Why a package's landmark generator could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LandmarkModelError {
+    /// The package lacks the stage files.
+    #[error(transparent)]
+    Package(#[from] GraphError),
+    /// ONNX Runtime refused a stage.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl LandmarkModel {
+    /// Loads the fastest form `package` holds.
+    pub fn from_package(
+        package: &ModelPackage,
+        config: &SessionConfig,
+    ) -> Result<Self, LandmarkModelError> {
+        let staged: Result<Vec<_>, _> = LandmarkStage::ALL
+            .iter()
+            .map(|s| package.stage_path(s.name()))
+            .collect();
+        match staged {
+            Ok(paths) => {
+                let paths = [&*paths[0], &*paths[1], &*paths[2], &*paths[3]];
+                Ok(LandmarkModel::Staged(Box::new(
+                    StagedLandmarkGenerator::from_files(paths, config)?,
+                )))
+            }
+            Err(_) => {
+                let path = package.stage_path(LANDMARK_GENERATOR_STAGE.name)?;
+                Ok(LandmarkModel::OneGraph(LandmarkGenerator::from_file(
+                    &path, config,
+                )?))
+            }
+        }
+    }
+
+    /// Runs one window.
+    pub fn run(&mut self, x: &LandmarkInput<'_>) -> Result<LandmarkOutput, SessionError> {
+        match self {
+            LandmarkModel::OneGraph(g) => g.run(x),
+            LandmarkModel::Staged(g) => g.run(x),
+        }
+    }
+}
+
+impl From<LandmarkGenerator> for LandmarkModel {
+    fn from(g: LandmarkGenerator) -> Self {
+        LandmarkModel::OneGraph(g)
+    }
+}
+
+impl From<StagedLandmarkGenerator> for LandmarkModel {
+    fn from(g: StagedLandmarkGenerator) -> Self {
+        LandmarkModel::Staged(Box::new(g))
     }
 }

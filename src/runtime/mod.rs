@@ -6,11 +6,13 @@
 //! venv; setup links it to a fixed place so that nothing has to be exported. See [`locate_library`].
 
 pub mod landmark_generator;
+pub mod landmark_stages;
 mod locate;
 pub mod renderer;
 mod session;
 
-pub use landmark_generator::{LandmarkGenerator, LandmarkInput, LandmarkOutput};
+pub use landmark_generator::{LandmarkGenerator, LandmarkInput, LandmarkModel, LandmarkOutput};
+pub use landmark_stages::StagedLandmarkGenerator;
 pub use locate::{LibrarySource, LocatedLibrary, locate_library};
 pub use session::{ModelSession, Provider, SessionConfig, SessionError};
 

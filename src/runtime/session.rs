@@ -253,6 +253,17 @@ impl ModelSession {
         inputs: &[(&str, &[f32])],
         outputs: &[&str],
     ) -> Result<Vec<Vec<f32>>, SessionError> {
+        self.run_f32_dims(&[], inputs, outputs)
+    }
+
+    /// [`Self::run_f32`] for a contract with symbolic dimensions: `dims` gives each one's size for
+    /// this run (e.g. `[("n", 3)]`), so one session serves every batch size.
+    pub fn run_f32_dims(
+        &mut self,
+        dims: &[(&str, usize)],
+        inputs: &[(&str, &[f32])],
+        outputs: &[&str],
+    ) -> Result<Vec<Vec<f32>>, SessionError> {
         let model = self.model.clone();
         let fail = |message: String| SessionError::Run {
             model: model.clone(),
@@ -268,10 +279,16 @@ impl ModelSession {
                 .iter()
                 .map(|d| match d {
                     Dim::Fixed(n) => Ok(*n as i64),
-                    Dim::Symbolic(s) => Err(fail(format!(
-                        "input `{}` has symbolic dim `{s}`; use a fixed shape",
-                        spec.name
-                    ))),
+                    Dim::Symbolic(s) => dims
+                        .iter()
+                        .find(|(name, _)| name == s)
+                        .map(|&(_, n)| n as i64)
+                        .ok_or_else(|| {
+                            fail(format!(
+                                "input `{}` has symbolic dim `{s}` and no size was given for it",
+                                spec.name
+                            ))
+                        }),
                 })
                 .collect::<Result<_, _>>()?;
             let numel: i64 = shape.iter().product();

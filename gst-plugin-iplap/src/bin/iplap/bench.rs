@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use iplap::graph::package::ModelPackage;
 use iplap::runtime::renderer::{RenderConfig, RenderEngine, RenderInput};
-use iplap::runtime::{LandmarkGenerator, LandmarkInput, SessionConfig};
+use iplap::runtime::{LandmarkGenerator, LandmarkInput, LandmarkModel, SessionConfig};
 use iplap::weights::formula::{
-    golden_image, golden_input, golden_nl_content, golden_nl_pose, golden_sketch, golden_t_mels,
-    golden_t_pose,
+    golden_image, golden_input, golden_nl_content, golden_nl_pose, golden_sketch,
 };
 use ndarray::Array4;
 use serde_json::json;
@@ -27,7 +26,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         iterations: usize,
     },
-    /// The landmark generator: one T = 5 window per run.
+    /// The landmark generator: streaming windows (one new mel chunk and frame each), and the
+    /// one-graph model on the same windows for comparison.
     LandmarkGenerator {
         #[command(flatten)]
         common: Common,
@@ -162,44 +162,94 @@ fn renderer(c: &Common, n: usize, iterations: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Streaming windows as the engine runs them (spec §1.7, §7.2): window s takes chunks
+/// max(0, s + j − 2) and template frames s + j, so after the first window each one brings one
+/// new chunk and one new frame; the reference set is encoded once (not counted per window).
 fn landmark_generator(c: &Common, iterations: usize) -> anyhow::Result<()> {
     let package = ModelPackage::open(&c.models)?;
     let session = SessionConfig {
         intra_threads: c.threads,
         ..SessionConfig::default()
     };
-    let mut model =
-        LandmarkGenerator::from_file(&package.stage_path("landmark_generator")?, &session)?;
-    let (t_mels, t_pose, nl_pose, nl_content) = (
-        golden_t_mels(),
-        golden_t_pose(),
-        golden_nl_pose(),
-        golden_nl_content(),
-    );
-    let input = LandmarkInput {
-        t_mels: &t_mels,
-        t_pose: &t_pose,
-        nl_pose: &nl_pose,
-        nl_content: &nl_content,
+    let mut staged = match LandmarkModel::from_package(&package, &session)? {
+        LandmarkModel::Staged(g) => g,
+        LandmarkModel::OneGraph(_) => anyhow::bail!(
+            "{} has no streaming landmark stages (an older package); run `iplap convert` again",
+            c.models.display()
+        ),
     };
-    model.run(&input)?; // warm-up
-    let mut times = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
+    let mut one_graph =
+        LandmarkGenerator::from_file(&package.stage_path("landmark_generator")?, &session)?;
+    let windows = iterations + 1; // the first window encodes everything: warm-up, not timed
+    let chunks: Vec<Vec<f32>> = (0..windows + 4)
+        .map(|i| golden_input(&format!("bench_chunk{i}"), &[1, 80, 16], 0.0, 4.0))
+        .collect();
+    let frames: Vec<Vec<f32>> = (0..windows + 4)
+        .map(|i| golden_input(&format!("bench_frame{i}"), &[2, 74], 0.5, 0.3))
+        .collect();
+    let (nl_pose, nl_content) = (golden_nl_pose(), golden_nl_content());
+    let mut per_window = Vec::with_capacity(iterations);
+    let mut stages: [Vec<Duration>; 3] = Default::default();
+    let mut full = Vec::with_capacity(iterations);
+    for s in 0..windows {
+        let t_mels: Vec<f32> = (0..5usize)
+            .flat_map(|j| chunks[(s + j).saturating_sub(2)].iter().copied())
+            .collect();
+        let t_pose: Vec<f32> = (0..5).flat_map(|j| frames[s + j].iter().copied()).collect();
+        let input = LandmarkInput {
+            t_mels: &t_mels,
+            t_pose: &t_pose,
+            nl_pose: &nl_pose,
+            nl_content: &nl_content,
+        };
         let t = Instant::now();
-        model.run(&input)?;
-        times.push(t.elapsed());
+        staged.run(&input)?;
+        let elapsed = t.elapsed();
+        let t = Instant::now();
+        one_graph.run(&input)?;
+        let elapsed_full = t.elapsed();
+        if s > 0 {
+            per_window.push(elapsed);
+            full.push(elapsed_full);
+            let st = staged.last_times();
+            for (v, d) in stages
+                .iter_mut()
+                .zip([st.mel_encoder, st.pose_encoder, st.fusion])
+            {
+                v.push(d);
+            }
+        }
     }
-    let per_window = median(times);
+    let [mel, pose, fusion] = stages.map(median);
+    let (per_window, one_graph_per_window) = (median(per_window), median(full));
     let threads = threads_used(c.threads);
     if c.json {
         println!(
             "{}",
-            json!({"threads": threads, "iterations": iterations, "per_window_s": per_window})
+            json!({
+                "threads": threads,
+                "iterations": iterations,
+                "per_window_s": per_window,
+                "one_graph_per_window_s": one_graph_per_window,
+                "stages": {"mel_encoder": mel, "pose_encoder": pose, "fusion": fusion},
+            })
         );
     } else {
         println!(
-            "landmark generator, {threads} thread(s), median of {iterations} windows: {:.2} ms",
-            per_window * 1e3
+            "landmark generator, {threads} thread(s), median of {iterations} streaming windows:"
+        );
+        for (name, v) in [
+            ("mel encoder (1 new chunk)", mel),
+            ("pose encoder (1 new frame)", pose),
+            ("fusion", fusion),
+        ] {
+            println!("  {name:<28} {:7.2} ms", v * 1e3);
+        }
+        println!("  {:<28} {:7.2} ms", "per window", per_window * 1e3);
+        println!(
+            "  {:<28} {:7.2} ms",
+            "one-graph model, per window",
+            one_graph_per_window * 1e3
         );
     }
     Ok(())
