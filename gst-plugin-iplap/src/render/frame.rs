@@ -1,13 +1,18 @@
 //! The element's per-frame glue that needs no GStreamer object: formats, the engine input built
-//! from the landmark meta, and which engine errors end the stream.
+//! from the landmark meta, the frame access of each format, and which engine errors end the
+//! stream.
 
-use gst_video::VideoFormat;
+use gst_video::prelude::*;
+use gst_video::{VideoColorMatrix, VideoColorRange, VideoColorimetry, VideoFormat, VideoInfo};
 use iplap::engine::landmarks::SyncedFace;
-use iplap::engine::render::{FrameInput, FrameRenderError, MeshPoints};
-use iplap::image::ChannelOrder;
+use iplap::engine::render::{FrameInput, FrameRenderError, FrameRenderer, FrameStats, MeshPoints};
+use iplap::face::crop_box::paste_polygon;
+use iplap::face::indices::PASTE_CONTOUR;
+use iplap::image::{ChannelOrder, GAUSS_RADIUS, ImageError, ImageMut, Rect};
 
-/// The formats the engine pastes into in place, with their colour order. Planar YUV (I420, NV12)
-/// needs a `videoconvert` in front for now.
+use super::yuv::{Plane, RgbWindow, Yuv420Mut, YuvColour, YuvMatrix};
+
+/// The packed formats the engine pastes into in place, with their colour order.
 pub const FORMATS: [(VideoFormat, ChannelOrder); 10] = [
     (VideoFormat::Rgb, ChannelOrder::Rgb),
     (VideoFormat::Bgr, ChannelOrder::Bgr),
@@ -21,12 +26,160 @@ pub const FORMATS: [(VideoFormat, ChannelOrder); 10] = [
     (VideoFormat::Abgr, ChannelOrder::Abgr),
 ];
 
-/// The engine's colour order of a negotiated format (`None`: not in the template).
-pub fn channel_order(format: VideoFormat) -> Option<ChannelOrder> {
-    FORMATS
-        .iter()
-        .find(|(f, _)| *f == format)
-        .map(|&(_, order)| order)
+/// The 4:2:0 formats, written in place through an RGB copy of the paste region only (`yuv.rs`).
+pub const YUV_FORMATS: [VideoFormat; 2] = [VideoFormat::I420, VideoFormat::Nv12];
+
+/// Every format of the pad templates.
+pub fn template_formats() -> impl Iterator<Item = VideoFormat> {
+    FORMATS.iter().map(|&(f, _)| f).chain(YUV_FORMATS)
+}
+
+/// How the pixels of a negotiated format are reached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PixelLayout {
+    /// Packed RGB: the engine pastes into the mapped plane directly.
+    Packed(ChannelOrder),
+    /// Y, U and V planes.
+    I420(YuvColour),
+    /// Y plane and interleaved UV plane.
+    Nv12(YuvColour),
+}
+
+/// The layout of a negotiated format (`None`: not in the template).
+pub fn pixel_layout(info: &VideoInfo) -> Option<PixelLayout> {
+    let colour = || yuv_colour(&info.colorimetry(), info.height());
+    match info.format() {
+        VideoFormat::I420 => Some(PixelLayout::I420(colour())),
+        VideoFormat::Nv12 => Some(PixelLayout::Nv12(colour())),
+        format => FORMATS
+            .iter()
+            .find(|(f, _)| *f == format)
+            .map(|&(_, order)| PixelLayout::Packed(order)),
+    }
+}
+
+/// The YUV encoding the caps announce. Caps without colorimetry already got GStreamer's default
+/// for their size in `VideoInfo` (BT.601 up to 576 lines, BT.709 above, BT.2020 from 2160, limited
+/// range); an unknown matrix falls back to the same rule and an unknown range to limited, so that
+/// the result agrees with what `videoconvert` would assume.
+pub fn yuv_colour(colorimetry: &VideoColorimetry, height: u32) -> YuvColour {
+    let matrix = match colorimetry.matrix() {
+        VideoColorMatrix::Bt601 => YuvMatrix::Bt601,
+        VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
+        VideoColorMatrix::Bt2020 => YuvMatrix::Bt2020,
+        VideoColorMatrix::Smpte240m => YuvMatrix::Smpte240m,
+        VideoColorMatrix::Fcc => YuvMatrix::Fcc,
+        _ if height >= 2160 => YuvMatrix::Bt2020,
+        _ if height > 576 => YuvMatrix::Bt709,
+        _ => YuvMatrix::Bt601,
+    };
+    YuvColour::new(matrix, colorimetry.range() == VideoColorRange::Range0_255)
+}
+
+/// The frame region `FrameRenderer::render_frame` reads and writes: the crop box and, with the
+/// blend, the blurred mask's window (the polygon's vertex box clipped to the frame and dilated by
+/// the blur radius, as `PasteBack::blend_u8` computes it). Clipped to the frame; a polygon the
+/// engine will reject only leaves the crop box (the engine then fails before writing).
+pub fn paste_region(input: &FrameInput, blend: bool, width: usize, height: usize) -> Rect {
+    let b = input.crop_box;
+    let (mut x0, mut y0, mut x1, mut y1) = (b.x1 as i64, b.y1 as i64, b.x2 as i64, b.y2 as i64);
+    let polygon = match (blend, input.mesh) {
+        (false, _) => None,
+        (true, MeshPoints::Normalised(p)) => paste_polygon(p, width, height).ok(),
+        (true, MeshPoints::Pixels(p)) => PASTE_CONTOUR
+            .iter()
+            .map(|&i| p.get(i).map(|&[x, y]| (x as i64, y as i64)))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.try_into().ok()),
+    };
+    if let (Some(polygon), true) = (polygon, width > 0 && height > 0) {
+        let (w, h, r) = (width as i64, height as i64, GAUSS_RADIUS as i64);
+        for (x, y) in polygon {
+            x0 = x0.min(x.clamp(0, w - 1) - r);
+            x1 = x1.max(x.clamp(0, w - 1) + r + 1);
+            y0 = y0.min(y.clamp(0, h - 1) - r);
+            y1 = y1.max(y.clamp(0, h - 1) + r + 1);
+        }
+    }
+    let clip = |v: i64, max: usize| v.clamp(0, max as i64) as usize;
+    let (x0, x1) = (clip(x0, width), clip(x1, width));
+    let (y0, y1) = (clip(y0, height), clip(y1, height));
+    Rect::new(x0, y0, x1.saturating_sub(x0), y1.saturating_sub(y0))
+}
+
+/// Why a frame was not rendered.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The mapped frame could not be read as planes (a GStreamer problem, fatal).
+    Map(String),
+    /// The engine (or the plane layout) rejected the frame; classify with [`error_kind`].
+    Render(FrameRenderError),
+}
+
+/// The renderer and the scratch of the YUV path, taken out of the element state together while a
+/// frame renders.
+pub struct Renderer {
+    pub engine: FrameRenderer,
+    window: RgbWindow,
+}
+
+impl Renderer {
+    pub fn new(engine: FrameRenderer) -> Self {
+        Renderer {
+            engine,
+            window: RgbWindow::default(),
+        }
+    }
+
+    /// Renders `face` into `frame` in place. The caller checks that the meta's frame size is the
+    /// frame's. On any error the frame is untouched.
+    pub fn render(
+        &mut self,
+        frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
+        layout: PixelLayout,
+        face: &SyncedFace,
+    ) -> Result<FrameStats, FrameError> {
+        let (width, height) = (frame.width() as usize, frame.height() as usize);
+        let input = frame_input(face);
+        let image_err = |e: ImageError| FrameError::Render(e.into());
+        let colour = match layout {
+            PixelLayout::Packed(order) => {
+                let stride = frame.plane_stride()[0] as usize;
+                let data = frame
+                    .plane_data_mut(0)
+                    .map_err(|e| FrameError::Map(e.to_string()))?;
+                let mut image =
+                    ImageMut::new(data, width, height, stride, order).map_err(image_err)?;
+                return self
+                    .engine
+                    .render_frame(&mut image, &input)
+                    .map_err(FrameError::Render);
+            }
+            PixelLayout::I420(c) | PixelLayout::Nv12(c) => c,
+        };
+        let strides = frame.plane_stride();
+        // NV12 has two planes: a missing plane reads as stride 0 (and is not used).
+        let stride = |i: usize| {
+            usize::try_from(strides.get(i).copied().unwrap_or(0))
+                .map_err(|_| image_err(ImageError::Layout("negative plane stride")))
+        };
+        let (s0, s1, s2) = (stride(0)?, stride(1)?, stride(2)?);
+        let [p0, p1, p2, _] = frame.planes_data_mut();
+        let plane = |data, stride| Plane { data, stride };
+        let mut yuv = match layout {
+            PixelLayout::Nv12(_) => Yuv420Mut::nv12(width, height, plane(p0, s0), plane(p1, s1)),
+            _ => Yuv420Mut::i420(width, height, plane(p0, s0), plane(p1, s1), plane(p2, s2)),
+        }
+        .map_err(image_err)?;
+        let region = paste_region(&input, self.engine.settings().blend, width, height);
+        let engine = &mut self.engine;
+        self.window
+            .run(&mut yuv, &colour, region, |image| {
+                engine.render_frame(image, &input)
+            })
+            .map(|(stats, _)| stats)
+            .map_err(FrameError::Render)
+    }
 }
 
 /// The renderer's input for a synced frame. The paste polygon comes from the meta's normalised
@@ -73,5 +226,56 @@ pub fn error_kind(err: &FrameRenderError) -> ErrorKind {
         | FrameRenderError::BadReference { .. }
         | FrameRenderError::BadReferenceCount(_) => ErrorKind::Bank,
         FrameRenderError::Render(_) => ErrorKind::Engine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gst_video::{VideoColorPrimaries, VideoTransferFunction};
+
+    fn colorimetry(range: VideoColorRange, matrix: VideoColorMatrix) -> VideoColorimetry {
+        VideoColorimetry::new(
+            range,
+            matrix,
+            VideoTransferFunction::Unknown,
+            VideoColorPrimaries::Unknown,
+        )
+    }
+
+    #[test]
+    fn colorimetry_picks_matrix_and_range() {
+        use VideoColorMatrix as M;
+        use VideoColorRange as R;
+        let cases = [
+            (R::Range16_235, M::Bt709, 480, YuvMatrix::Bt709, false),
+            (R::Range0_255, M::Bt601, 1080, YuvMatrix::Bt601, true),
+            (R::Range0_255, M::Bt2020, 480, YuvMatrix::Bt2020, true),
+            // Unknown matrix: GStreamer's default for the height; unknown range: limited.
+            (R::Unknown, M::Unknown, 576, YuvMatrix::Bt601, false),
+            (R::Unknown, M::Unknown, 720, YuvMatrix::Bt709, false),
+            (R::Range16_235, M::Rgb, 2160, YuvMatrix::Bt2020, false),
+        ];
+        for (range, matrix, height, want, full) in cases {
+            assert_eq!(
+                yuv_colour(&colorimetry(range, matrix), height),
+                YuvColour::new(want, full),
+                "{range:?} {matrix:?} {height}"
+            );
+        }
+    }
+
+    #[test]
+    fn template_lists_packed_and_yuv_formats() {
+        let formats: Vec<_> = template_formats().collect();
+        assert_eq!(formats.len(), 12);
+        for f in [
+            VideoFormat::Rgb,
+            VideoFormat::Bgrx,
+            VideoFormat::I420,
+            VideoFormat::Nv12,
+        ] {
+            assert!(formats.contains(&f), "{f:?}");
+        }
     }
 }

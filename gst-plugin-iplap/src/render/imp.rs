@@ -13,8 +13,11 @@
 //! this starts and an info line when rendering resumes.
 //!
 //! Formats: packed RGB with 3 or 4 bytes per pixel (RGB, BGR, RGBx, BGRx, xRGB, xBGR, RGBA, BGRA,
-//! ARGB, ABGR), any stride; the same caps in and out. Planar YUV (I420, NV12) needs a
-//! `videoconvert` in front for now.
+//! ARGB, ABGR) and 4:2:0 YUV (I420, NV12), any stride; the same caps in and out, no conversion
+//! needed in front. For YUV only the face region is converted to RGB (BT.601/709/2020, limited or
+//! full range as the caps' colorimetry says; nearest chroma sample) and written back: Y where the
+//! render changed a pixel, U and V for each 2 × 2 block holding such a pixel (block mean). Every
+//! other byte of the frame, in every plane, stays as it was. `show-sketch` works in all formats.
 //!
 //! Latency: none added (one frame in, the same frame out); the render time is processing time on
 //! the streaming thread (seconds per frame on a CPU at `references=25`, fewer references are
@@ -47,10 +50,11 @@ use gst_video::subclass::prelude::*;
 use iplap::engine::bank::IMAGE_REFERENCES;
 use iplap::engine::landmarks::{FrameStatus, SyncedFace};
 use iplap::engine::render::{FrameRenderer, FrameRendererSettings};
-use iplap::image::{ChannelOrder, ImageMut};
 
 use super::Device;
-use super::frame::{ErrorKind, FORMATS, channel_order, error_kind, frame_input};
+use super::frame::{
+    ErrorKind, FrameError, PixelLayout, Renderer, error_kind, pixel_layout, template_formats,
+};
 use crate::meta::LandmarkMeta;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -106,9 +110,9 @@ impl Settings {
 struct State {
     /// `None` while a frame renders: the renderer is taken out so that no lock is held while the
     /// model runs, and put back afterwards (dropped instead if the element stopped meanwhile).
-    renderer: Option<FrameRenderer>,
+    renderer: Option<Renderer>,
     /// The negotiated frame layout (`set_info`).
-    video: Option<(gst_video::VideoInfo, ChannelOrder)>,
+    video: Option<(gst_video::VideoInfo, PixelLayout)>,
     /// The previous synced frame could not be rendered (frame problem): warnings are posted on the
     /// change only.
     skipping: bool,
@@ -209,10 +213,10 @@ impl IplapRender {
         face: &SyncedFace,
     ) -> Result<(), gst::FlowError> {
         let settings = self.settings.lock().unwrap().clone();
-        let (mut renderer, order) = {
+        let (mut renderer, layout) = {
             let mut guard = self.state.lock().unwrap();
             let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-            let Some((_, order)) = state.video else {
+            let Some((_, layout)) = state.video else {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("No caps yet"));
                 return Err(gst::FlowError::NotNegotiated);
             };
@@ -220,10 +224,10 @@ impl IplapRender {
                 gst::element_imp_error!(self, gst::CoreError::Failed, ("Renderer in use"));
                 gst::FlowError::Error
             })?;
-            (renderer, order)
+            (renderer, layout)
         };
         // Nothing is locked from here until the renderer is put back.
-        let result = self.render_unlocked(&mut renderer, &settings, frame, order, face);
+        let result = self.render_unlocked(&mut renderer, &settings, frame, layout, face);
         // (was skipping, is skipping): warnings and infos are posted on changes only.
         let (was, now) = {
             let mut guard = self.state.lock().unwrap();
@@ -266,24 +270,25 @@ impl IplapRender {
     /// untouched; `Err(None)`: a fatal error, already posted.
     fn render_unlocked(
         &self,
-        renderer: &mut FrameRenderer,
+        renderer: &mut Renderer,
         settings: &Settings,
         frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
-        order: ChannelOrder,
+        layout: PixelLayout,
         face: &SyncedFace,
     ) -> Result<(), Option<String>> {
         // Knobs that may change while playing.
-        let current = *renderer.settings();
+        let current = *renderer.engine.settings();
         if current.references != settings.references as usize {
             renderer
+                .engine
                 .set_references(settings.references as usize)
                 .map_err(|err| {
                     gst::element_imp_error!(self, gst::LibraryError::Settings, ("{err}"));
                     None
                 })?;
         }
-        renderer.set_blend(settings.blend);
-        renderer.set_show_sketch(settings.show_sketch);
+        renderer.engine.set_blend(settings.blend);
+        renderer.engine.set_show_sketch(settings.show_sketch);
 
         let (width, height) = (frame.width() as usize, frame.height() as usize);
         if face.face.frame_size != (width, height) {
@@ -292,14 +297,7 @@ impl IplapRender {
                 "the landmark meta is for a {w}x{h} frame, this frame is {width}x{height}"
             )));
         }
-        let stride = frame.plane_stride()[0] as usize;
-        let data = frame.plane_data_mut(0).map_err(|err| {
-            gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map frame: {err}"));
-            None
-        })?;
-        let mut image = ImageMut::new(data, width, height, stride, order)
-            .map_err(|err| Some(err.to_string()))?;
-        match renderer.render_frame(&mut image, &frame_input(face)) {
+        match renderer.render(frame, layout, face) {
             Ok(stats) => {
                 gst::log!(CAT, imp = self, "Rendered: {stats:?}");
                 if stats.encoded_references {
@@ -307,14 +305,18 @@ impl IplapRender {
                         CAT,
                         imp = self,
                         "Encoded {} references of bank {} in {:?}",
-                        renderer.settings().references,
+                        renderer.engine.settings().references,
                         face.bank.id(),
                         stats.reference_encoding
                     );
                 }
                 Ok(())
             }
-            Err(err) => match error_kind(&err) {
+            Err(FrameError::Map(err)) => {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map frame: {err}"));
+                Err(None)
+            }
+            Err(FrameError::Render(err)) => match error_kind(&err) {
                 ErrorKind::Frame => Err(Some(err.to_string())),
                 ErrorKind::Bank => {
                     gst::element_imp_error!(
@@ -475,9 +477,9 @@ impl ElementImpl for IplapRender {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            // Packed RGB orders the paste-back writes in place; I420/NV12 need videoconvert.
+            // Formats the paste-back writes in place (4:2:0 through a region-sized RGB copy).
             let caps = gst_video::VideoCapsBuilder::new()
-                .format_list(FORMATS.iter().map(|&(f, _)| f))
+                .format_list(template_formats())
                 .build();
             vec![
                 gst::PadTemplate::new(
@@ -510,7 +512,7 @@ impl BaseTransformImpl for IplapRender {
         let settings = self.settings.lock().unwrap().clone();
         let renderer = self.load(&settings)?;
         *self.state.lock().unwrap() = Some(State {
-            renderer: Some(renderer),
+            renderer: Some(Renderer::new(renderer)),
             video: None,
             skipping: false,
         });
@@ -547,14 +549,15 @@ impl VideoFilterImpl for IplapRender {
         _out_info: &gst_video::VideoInfo,
     ) -> Result<(), gst::LoggableError> {
         gst::debug!(CAT, imp = self, "Configured for caps {incaps}");
-        let order = channel_order(in_info.format()).ok_or_else(|| {
+        let layout = pixel_layout(in_info).ok_or_else(|| {
             gst::loggable_error!(CAT, "Unsupported format {:?}", in_info.format())
         })?;
+        gst::debug!(CAT, imp = self, "Pixel layout {layout:?}");
         let mut guard = self.state.lock().unwrap();
         let state = guard
             .as_mut()
             .ok_or_else(|| gst::loggable_error!(CAT, "Caps before start"))?;
-        state.video = Some((in_info.clone(), order));
+        state.video = Some((in_info.clone(), layout));
         Ok(())
     }
 

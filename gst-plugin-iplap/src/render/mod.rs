@@ -7,6 +7,7 @@ use gst::prelude::*;
 
 mod frame;
 mod imp;
+mod yuv;
 
 glib::wrapper! {
     /// The `iplaprender` video filter (in place).
