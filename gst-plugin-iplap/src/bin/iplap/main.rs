@@ -1,7 +1,8 @@
 //! `iplap` — the command-line face of the engine and the elements.
 //!
-//! Subcommands: `mel` (audio features), `track` (face landmarks), `prepare-face-models`,
-//! `convert` (checkpoints → model package), `eval` and `bench` (the networks); `sync` follows.
+//! Subcommands: `sync` (face + speech → lip-synced MP4, the official `inference_single.py`),
+//! `mel` (audio features), `track` (face landmarks), `prepare-face-models`, `convert`
+//! (checkpoints → model package), `eval` and `bench` (the networks and `sync`).
 
 mod bench;
 mod convert;
@@ -9,6 +10,7 @@ mod eval;
 mod mel;
 mod prepare;
 mod progress;
+mod sync;
 mod track;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Lip-sync a face video or image to speech: an MP4 like the official inference_single.py.
+    Sync(sync::SyncArgs),
     /// Write the 80 x M float32 mel spectrogram of a 16 kHz mono WAV file as .npy (spec §2.3).
     Mel(mel::MelArgs),
     /// Track the face in a video or image with MediaPipe and write the landmarks as JSON.
@@ -38,9 +42,18 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Run one network of a model package on .npy inputs (golden `inputs/` names).
     Eval(eval::EvalArgs),
-    /// Time a network of a model package (medians per stage and per frame/window).
+    /// Time a network of a model package (medians per stage and per frame/window), or `sync`.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(BenchTarget),
+}
+
+/// `iplap bench …`: the networks (bench.rs) plus the whole `sync` command.
+#[derive(Subcommand)]
+enum BenchTarget {
+    #[command(flatten)]
+    Network(bench::BenchCommand),
+    /// The whole `iplap sync` on a cut of the speech: seconds per output frame, per stage.
+    Sync(sync::bench::BenchSyncArgs),
 }
 
 /// Where `scripts/setup.sh` puts the converted face models in this checkout.
@@ -58,10 +71,17 @@ fn main() -> std::process::ExitCode {
         Command::PrepareFaceModels(args) => prepare::run(args),
         Command::Convert(args) => convert::run(args),
         Command::Eval(args) => eval::run(args),
-        Command::Bench(cmd) => bench::run(cmd),
+        Command::Sync(args) => sync::run(args),
+        Command::Bench(BenchTarget::Network(cmd)) => bench::run(cmd),
+        Command::Bench(BenchTarget::Sync(args)) => sync::bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The shells' convention for a run stopped by Ctrl-C.
+        Err(err) if err.chain().any(|e| e.is::<sync::Interrupted>()) => {
+            eprintln!("{err}");
+            std::process::ExitCode::from(130)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
