@@ -497,7 +497,12 @@ fn video_and_wav_follow_the_official_timeline() {
     let audio = dir.join("audio2-cut.wav");
     cut_wav(&wav, 0.6, &audio);
     let (out, dump) = (dir.join("out.mp4"), dir.join("frames"));
-    sync(&face, &audio, &out, &dump);
+    let run = sync(&face, &audio, &out, &dump);
+    // The summary splits the renderer's time with the element's `iplaprender-stats` messages.
+    let summary = String::from_utf8_lossy(&run.stderr);
+    for step in ["flow-head", "translation", "modulation", "paste"] {
+        assert!(summary.contains(step), "{step} missing from:\n{summary}");
+    }
 
     let samples = decode_16k(&audio);
     let (plan, expected) = expected_output(&face, &samples);

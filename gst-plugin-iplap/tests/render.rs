@@ -354,6 +354,10 @@ fn renders_like_the_frame_renderer_inside_the_face_box() {
     let Some(g) = golden() else { return };
     let info = video_info(gst_video::VideoFormat::Rgb, W, H);
     let el = element(3, true);
+    // A harness element has no bus of its own; give it one to see `post-stats` messages.
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    el.set_property("post-stats", true);
     let mut h = harness(&el, &info);
     let mut fr = renderer(3, true);
     let f = 30;
@@ -422,6 +426,17 @@ fn renders_like_the_frame_renderer_inside_the_face_box() {
         outs.push(out);
     }
     assert_ne!(outs[2], outs[0], "show-sketch must draw the sketch");
+    let stats: Vec<gst::Structure> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| m.structure().map(|s| s.to_owned()))
+        .filter(|s| s.name() == gstiplap::render::stats::STATS_MESSAGE)
+        .collect();
+    assert_eq!(stats.len(), 3, "one stats message per rendered frame");
+    for s in &stats {
+        let ns = |name: &str| s.get::<u64>(name).unwrap();
+        assert!(ns("flow-head") > 0 && ns("translation") > 0, "{s}");
+        assert!(ns("total") >= ns("flow-head") + ns("translation"), "{s}");
+        assert!(s.get::<Option<gst::ClockTime>>("pts").unwrap().is_some());
+    }
 }
 
 /// Two resolutions and formats (the second with padded rows), a pass-through frame in between:

@@ -71,6 +71,7 @@ const MAX_THREADS: u32 = 256;
 const DEFAULT_DEVICE: Device = Device::Cpu;
 const DEFAULT_SHOW_SKETCH: bool = false;
 const DEFAULT_BLEND: bool = true;
+const DEFAULT_POST_STATS: bool = false;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -80,6 +81,7 @@ struct Settings {
     device: Device,
     show_sketch: bool,
     blend: bool,
+    post_stats: bool,
 }
 
 impl Default for Settings {
@@ -91,6 +93,7 @@ impl Default for Settings {
             device: DEFAULT_DEVICE,
             show_sketch: DEFAULT_SHOW_SKETCH,
             blend: DEFAULT_BLEND,
+            post_stats: DEFAULT_POST_STATS,
         }
     }
 }
@@ -300,6 +303,11 @@ impl IplapRender {
         match renderer.render(frame, layout, face) {
             Ok(stats) => {
                 gst::log!(CAT, imp = self, "Rendered: {stats:?}");
+                if settings.post_stats {
+                    let s = super::stats::stats_structure(&stats, frame.buffer().pts());
+                    let msg = gst::message::Element::builder(s).src(&*self.obj()).build();
+                    let _ = self.obj().post_message(msg);
+                }
                 if stats.encoded_references {
                     gst::debug!(
                         CAT,
@@ -413,6 +421,16 @@ impl ObjectImpl for IplapRender {
                     .default_value(d.blend)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("post-stats")
+                    .nick("Post Stats")
+                    .blurb(
+                        "Post an `iplaprender-stats` element message per rendered frame with the \
+                         nanoseconds of each step (sketches, crop, reference-encoding, \
+                         modulation, flow-head, warp, translation, paste, overlay, total) and pts.",
+                    )
+                    .default_value(d.post_stats)
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -438,6 +456,9 @@ impl ObjectImpl for IplapRender {
                 value.get().expect(expect),
             ),
             "blend" => self.change("blend", &mut s.blend, value.get().expect(expect)),
+            "post-stats" => {
+                self.change("post-stats", &mut s.post_stats, value.get().expect(expect))
+            }
             _ => unimplemented!(),
         }
     }
@@ -455,6 +476,7 @@ impl ObjectImpl for IplapRender {
             "device" => settings.device.to_value(),
             "show-sketch" => settings.show_sketch.to_value(),
             "blend" => settings.blend.to_value(),
+            "post-stats" => settings.post_stats.to_value(),
             _ => unimplemented!(),
         }
     }

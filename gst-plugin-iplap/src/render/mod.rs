@@ -7,6 +7,7 @@ use gst::prelude::*;
 
 mod frame;
 mod imp;
+pub mod stats;
 mod yuv;
 
 glib::wrapper! {

@@ -20,6 +20,7 @@
 //! probes on `iplaprender`'s pads split that thread's time exactly into landmark work (tracking,
 //! generator) and rendering; the encoder runs on its own thread behind a queue.
 
+use gstiplap::render::stats::{STATS_FIELDS, STATS_MESSAGE};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,6 +80,9 @@ pub struct StreamTimes {
     pub render: Duration,
     /// Frames that went through `iplaprender`.
     pub rendered: usize,
+    /// `iplaprender`'s own split of [`Self::render`] (its `iplaprender-stats` messages), summed,
+    /// in [`STATS_FIELDS`] order.
+    pub render_steps: [Duration; STATS_FIELDS.len()],
     /// From the last rendered frame to the finished file (encoder and muxer drain).
     pub finish: Duration,
     /// Frames written (after `videorate`).
@@ -115,6 +119,7 @@ pub fn run(
     );
 
     let started = Instant::now();
+    let mut render_steps = [Duration::ZERO; STATS_FIELDS.len()];
     let result = (|| {
         if let Err(e) = p.pipeline.set_state(gst::State::Playing) {
             // A failed state change posts its reason (e.g. a model that does not load) first.
@@ -126,7 +131,7 @@ pub fn run(
             spawn_video_feeder(&p.video_src, p.video_info.clone(), &inputs, stop.clone()),
             spawn_audio_feeder(&p.audio_src, inputs.samples.clone(), stop.clone()),
         ];
-        let outcome = watch_bus(&p.pipeline, output, progress);
+        let outcome = watch_bus(&p.pipeline, output, progress, &mut render_steps);
         // Stopping flushes the appsrcs, which unblocks and ends the feeders.
         stop.store(true, Ordering::SeqCst);
         let _ = p.pipeline.set_state(gst::State::Null);
@@ -148,6 +153,7 @@ pub fn run(
     times.start = c.first_in.map_or(Duration::ZERO, |t| t - started);
     times.finish = c.last_out.map_or(Duration::ZERO, |t| ended - t);
     times.total = ended - started;
+    times.render_steps = render_steps;
     Ok(times)
 }
 
@@ -211,6 +217,7 @@ impl Parts {
         render.set_property("threads", settings.threads);
         render.set_property_from_str("device", settings.device);
         render.set_property("show-sketch", settings.show_sketch);
+        render.set_property("post-stats", true);
 
         let rate = make("videorate")?;
         let video_queue = make("queue")?;
@@ -375,11 +382,13 @@ fn frame_index(pts: gst::ClockTime) -> usize {
     ((pts.nseconds() + FRAME_NS / 2) / FRAME_NS) as usize
 }
 
-/// Waits for EOS, an error or Ctrl-C; warnings are printed above the progress bar.
+/// Waits for EOS, an error or Ctrl-C; warnings are printed above the progress bar and the
+/// renderer's per-frame step times are added to `render_steps`.
 fn watch_bus(
     pipeline: &gst::Pipeline,
     output: &PartialOutput,
     progress: &ProgressBar,
+    render_steps: &mut [Duration; STATS_FIELDS.len()],
 ) -> anyhow::Result<()> {
     let bus = pipeline.bus().context("a pipeline has a bus")?;
     loop {
@@ -395,11 +404,19 @@ fn watch_bus(
                 gst::MessageType::Eos,
                 gst::MessageType::Error,
                 gst::MessageType::Warning,
+                gst::MessageType::Element,
             ],
         ) else {
             continue;
         };
         match msg.view() {
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure().filter(|s| s.name() == STATS_MESSAGE) {
+                    for (sum, name) in render_steps.iter_mut().zip(STATS_FIELDS) {
+                        *sum += Duration::from_nanos(s.get::<u64>(name).unwrap_or(0));
+                    }
+                }
+            }
             gst::MessageView::Eos(_) => return Ok(()),
             gst::MessageView::Error(_) => return Err(describe(&msg)),
             gst::MessageView::Warning(w) => {

@@ -6,6 +6,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde_json::json;
 
+use gstiplap::render::stats::STATS_FIELDS;
+
 use super::SyncArgs;
 use super::pipeline::StreamTimes;
 use super::timeline::{FPS, Plan};
@@ -75,6 +77,10 @@ impl Report {
     pub fn stages(&self) -> serde_json::Value {
         let s = &self.stream;
         let per = |d: Duration| d.as_secs_f64() / s.rendered.max(1) as f64;
+        let mut render_steps = serde_json::Map::new();
+        for (name, d) in STATS_FIELDS.iter().zip(s.render_steps) {
+            render_steps.insert((*name).into(), json!(per(d)));
+        }
         let mut prepare = serde_json::Map::new();
         for (name, d) in &self.prepare {
             prepare.insert((*name).into(), json!(d.as_secs_f64()));
@@ -84,6 +90,7 @@ impl Report {
             "start_s": s.start.as_secs_f64(),
             "landmarks_per_frame_s": per(s.landmarks),
             "render_per_frame_s": per(s.render),
+            "render_steps_per_frame_s": render_steps,
             "rendered_frames": s.rendered,
             "finish_s": s.finish.as_secs_f64(),
         })
@@ -151,6 +158,12 @@ impl Report {
             ("renderer (sketches, network, paste)", s.render),
         ] {
             line(name, format!("{:8.3} s/frame x {}", per(d), s.rendered));
+        }
+        // The renderer's own split; reference encoding happens once per bank, not per frame.
+        for (name, d) in STATS_FIELDS.iter().zip(s.render_steps) {
+            if *name != "total" && !d.is_zero() {
+                line(&format!("  {name}"), format!("{:8.3} s/frame", per(d)));
+            }
         }
         line(
             "encoder + muxer drain",
