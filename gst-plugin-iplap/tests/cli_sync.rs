@@ -119,15 +119,14 @@ fn sync_command_with(
 }
 
 fn sync(face: &Path, audio: &Path, out: &Path, dump: &Path) -> Output {
+    sync_with(face, audio, out, dump, &[])
+}
+
+fn sync_with(face: &Path, audio: &Path, out: &Path, dump: &Path, extra: &[&str]) -> Output {
     let t = Instant::now();
-    let run = sync_command(
-        face,
-        audio,
-        out,
-        &["--dump-frames".as_ref(), dump.as_os_str()],
-    )
-    .output()
-    .unwrap();
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--dump-frames".as_ref(), dump.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let run = sync_command(face, audio, out, &args).output().unwrap();
     eprintln!(
         "iplap sync in {:.1?}:\n{}",
         t.elapsed(),
@@ -497,7 +496,8 @@ fn video_and_wav_follow_the_official_timeline() {
     let audio = dir.join("audio2-cut.wav");
     cut_wav(&wav, 0.6, &audio);
     let (out, dump) = (dir.join("out.mp4"), dir.join("frames"));
-    let run = sync(&face, &audio, &out, &dump);
+    // No frame memory: every template frame goes through the temporary file and back.
+    let run = sync_with(&face, &audio, &out, &dump, &["--frame-memory-mib", "0"]);
     // The summary splits the renderer's time with the element's `iplaprender-stats` messages.
     let summary = String::from_utf8_lossy(&run.stderr);
     for step in ["flow-head", "translation", "modulation", "paste"] {

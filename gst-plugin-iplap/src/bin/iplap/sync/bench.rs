@@ -60,6 +60,7 @@ pub fn run(args: BenchSyncArgs) -> anyhow::Result<()> {
             device: Device::Cpu,
             show_sketch: false,
             dump_frames: None,
+            frame_memory_mib: super::frames::MEMORY_BUDGET >> 20,
         };
         let report = execute(&sync, !args.json)?;
         if args.json {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
+use gst::prelude::*;
 
 use super::pipeline::Inputs;
 use super::timeline::{FPS, FRAME_NS};
@@ -49,12 +50,20 @@ pub fn spawn_video_feeder(
     let src = src.clone();
     let plan = inputs.plan;
     let pixels = inputs.pixels.clone();
+    let store = inputs.store.clone();
     std::thread::spawn(move || {
         for k in 0..plan.fed_frames() {
-            let Some(frame) = pixels.get(plan.source(k)) else {
+            let Some(stored) = pixels.get(plan.source(k)) else {
                 break;
             };
-            let mut buffer = frame_buffer(frame, &info);
+            let frame = match store.get(stored) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    src.post_error_message(gst::error_msg!(gst::ResourceError::Read, ("{e:#}")));
+                    return;
+                }
+            };
+            let mut buffer = frame_buffer(&frame, &info);
             {
                 let b = buffer.get_mut().expect("a new buffer is writable");
                 b.set_pts(gst::ClockTime::from_nseconds(k as u64 * FRAME_NS));

@@ -6,6 +6,7 @@
 //! frame, and a broken file or a template without a face should fail in seconds, not after an hour
 //! of rendering.
 
+use super::frames::{FrameStore, StoredFrame};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,9 +96,9 @@ pub struct Template {
     pub frames_25fps: usize,
     /// 25 fps frames with a usable face (the bank's candidates).
     pub face_frames: usize,
-    /// Packed RGB pixels of the first `min(V, fed)` 25 fps frames, the only ones the ping-pong
-    /// loop reaches (spec §1.6); a repeated frame shares its pixels.
-    pub pixels: Vec<Arc<Vec<u8>>>,
+    /// Packed RGB pixels (in the [`FrameStore`]) of the first `min(V, fed)` 25 fps frames, the
+    /// only ones the ping-pong loop reaches (spec §1.6); a repeated frame shares its pixels.
+    pub pixels: Vec<StoredFrame>,
     /// The official reference selection over all 25 fps frames (spec §1.5).
     pub bank: ReferenceBank,
 }
@@ -110,6 +111,7 @@ pub fn load_template(
     path: &Path,
     face_models: &Path,
     config: &SessionConfig,
+    store: &mut FrameStore,
     fed: usize,
     mut on_frame: impl FnMut(),
 ) -> anyhow::Result<Template> {
@@ -158,7 +160,11 @@ pub fn load_template(
             FrameRecord::from_frame(&image, &f.normalized, &mut resizer, &mut scratch).ok()
         }));
         let keep = may_be_picked(i, previous_rel, fed);
-        kept.push(keep.then(|| Arc::new(frame.data)));
+        kept.push(if keep {
+            Some(store.put(frame.data)?)
+        } else {
+            None
+        });
         on_frame();
     }
     drop(decoder);

@@ -17,6 +17,7 @@
 
 pub mod bench;
 mod feed;
+mod frames;
 mod media;
 mod output;
 mod pipeline;
@@ -106,6 +107,10 @@ pub struct SyncArgs {
     /// RGB uint8) into this folder (for tests).
     #[arg(long, hide = true)]
     pub dump_frames: Option<PathBuf>,
+    /// MiB of template frames kept in memory; the rest go to a temporary file beside the output
+    /// (tests use 0 to exercise that path).
+    #[arg(long, hide = true, default_value_t = frames::MEMORY_BUDGET >> 20)]
+    pub frame_memory_mib: usize,
 }
 
 pub fn run(args: SyncArgs) -> anyhow::Result<()> {
@@ -145,10 +150,19 @@ pub fn execute(args: &SyncArgs, interactive: bool) -> anyhow::Result<Report> {
     let t = Instant::now();
     let spinner = report::spinner(interactive, "reading the face");
     let mut decoded = 0usize;
+    // Spilled frames go beside the output: that folder was just proven writable.
+    let spill_dir = out
+        .temp_path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let budget = args.frame_memory_mib.saturating_mul(1 << 20);
+    let mut store = frames::FrameStore::new(&spill_dir, budget);
     let template = media::load_template(
         &args.face,
         &args.face_models,
         &config,
+        &mut store,
         output_frames + timeline::WINDOW_TAIL,
         || {
             decoded += 1;
@@ -188,6 +202,7 @@ pub fn execute(args: &SyncArgs, interactive: bool) -> anyhow::Result<Report> {
         width: template.width,
         height: template.height,
         pixels: template.pixels,
+        store: Arc::new(store),
         samples: Arc::new(speech.samples),
     };
     let bar = report::frames_bar(interactive, output_frames);

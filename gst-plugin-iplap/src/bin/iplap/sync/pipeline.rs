@@ -20,6 +20,7 @@
 //! probes on `iplaprender`'s pads split that thread's time exactly into landmark work (tracking,
 //! generator) and rendering; the encoder runs on its own thread behind a queue.
 
+use super::frames::{FrameStore, StoredFrame};
 use gstiplap::render::stats::{STATS_FIELDS, STATS_MESSAGE};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +64,9 @@ pub struct Inputs {
     pub width: usize,
     pub height: usize,
     /// Packed RGB of the 25 fps template frames the output reaches.
-    pub pixels: Vec<Arc<Vec<u8>>>,
+    pub pixels: Vec<StoredFrame>,
+    /// Where `pixels` are kept.
+    pub store: Arc<FrameStore>,
     pub samples: Arc<Vec<f32>>,
 }
 
