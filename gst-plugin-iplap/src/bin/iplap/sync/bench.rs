@@ -3,10 +3,11 @@
 //! per stage. The speech is cut to `--seconds` first, so the numbers come in minutes, not hours;
 //! the template is used whole, as `iplap sync` does.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+
+use gstiplap::render::stats::STATS_FIELDS;
 
 use super::output::TempFile;
 use super::{Device, SyncArgs, execute, media};
@@ -92,6 +93,12 @@ pub fn run(args: BenchSyncArgs) -> anyhow::Result<()> {
             "renderer",
             f("render_per_frame_s")
         );
+        for name in STATS_FIELDS.iter().filter(|&&n| n != "total") {
+            let v = stages["render_steps_per_frame_s"][*name]
+                .as_f64()
+                .unwrap_or(f64::NAN);
+            println!("    {name:<26} {v:9.3} s/frame");
+        }
         println!("  {:<28} {:9.3} s", "encoder + muxer drain", f("finish_s"));
     }
     Ok(())
@@ -99,26 +106,17 @@ pub fn run(args: BenchSyncArgs) -> anyhow::Result<()> {
 
 /// A 16-bit PCM mono 16 kHz WAV (the cut speech; `iplap sync` reads it like any other file).
 fn write_wav_16k(path: &std::path::Path, samples: &[f32]) -> anyhow::Result<()> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&16_000u32.to_le_bytes());
-    bytes.extend_from_slice(&32_000u32.to_le_bytes()); // bytes per second
-    bytes.extend_from_slice(&2u16.to_le_bytes()); // block align
-    bytes.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let fail = || format!("cannot write {}", path.display());
+    let mut w = hound::WavWriter::create(path, spec).with_context(fail)?;
     for s in samples {
         let v = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
-        bytes.extend_from_slice(&v.to_le_bytes());
+        w.write_sample(v).with_context(fail)?;
     }
-    let mut file =
-        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(&bytes)
-        .with_context(|| format!("cannot write {}", path.display()))
+    w.finalize().with_context(fail)
 }
