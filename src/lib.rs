@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod testdata;
 pub mod warp;
 pub mod weights;
+pub mod winograd;

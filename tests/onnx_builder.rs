@@ -211,3 +211,31 @@ fn shape_helpers() {
     assert_eq!(&y[..4], &[9.0, 10.0, 9.0, 1.0]);
     assert_eq!(&y[4..8], &[1.0, 2.0, 10.0, 2.0]);
 }
+
+/// `ai.iplap.WinogradConv3x3` (registered with every iplap session) equals ONNX `Conv`, for an odd
+/// batch (its last image is split over two work units) and an even one.
+#[test]
+fn winograd_operator_equals_conv() {
+    use iplap::runtime::winograd_op::{DOMAIN, OP};
+    let (c, k, h, w) = (16, 12, 8, 10);
+    let conv = ConvWeights {
+        weight: pattern(k * c * 9, 0.4, 0.0),
+        shape: vec![k, c, 3, 3],
+        bias: Some(pattern(k, 1.0, 0.1)),
+    };
+    let u = iplap::winograd::transform_weights(&conv.weight, k, c).unwrap();
+    for n in [3, 2] {
+        let x = pattern(n * c * h * w, 2.0, 0.0);
+        let direct = run1(&[n, c, h, w], &[n, k, h, w], &x, |b, x| {
+            b.conv2d(x, &conv, None, (1, 1), (1, 1)).unwrap()
+        });
+        let wino = run1(&[n, c, h, w], &[n, k, h, w], &x, |b, x| {
+            let u = b.initializer_f32("u", &[16, k, c], &u).unwrap();
+            let bias = b
+                .initializer_f32("bias", &[k], conv.bias.as_ref().unwrap())
+                .unwrap();
+            b.custom_node(DOMAIN, OP, &[x, &u, &bias]).unwrap()
+        });
+        assert_close(&wino, &direct, 1e-5);
+    }
+}

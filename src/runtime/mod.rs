@@ -10,6 +10,7 @@ pub mod landmark_stages;
 mod locate;
 pub mod renderer;
 mod session;
+pub mod winograd_op;
 
 pub use landmark_generator::{LandmarkGenerator, LandmarkInput, LandmarkModel, LandmarkOutput};
 pub use landmark_stages::StagedLandmarkGenerator;

@@ -181,6 +181,11 @@ impl ModelSession {
                 .with_intra_op_spinning(false)
                 .map_err(|e| err(e.to_string()))?;
         }
+        // iplap's own operators (the Winograd convolution of the renderer's flow head).
+        let domain = super::winograd_op::domain().map_err(|e| err(e.to_string()))?;
+        builder = builder
+            .with_operators(domain)
+            .map_err(|e| err(e.to_string()))?;
         let session = match source {
             Source::Bytes(b) => builder.commit_from_memory(b),
             Source::File(p) => builder.commit_from_file(p),

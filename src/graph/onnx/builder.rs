@@ -92,6 +92,8 @@ pub struct GraphBuilder {
     outputs: Vec<TensorSpec>,
     metadata: Vec<(String, String)>,
     doc: Option<String>,
+    /// Custom operator domains used (imported at version 1).
+    custom_domains: std::collections::BTreeSet<String>,
 }
 
 impl GraphBuilder {
@@ -108,6 +110,7 @@ impl GraphBuilder {
             outputs: Vec::new(),
             metadata: Vec::new(),
             doc: None,
+            custom_domains: Default::default(),
         }
     }
 
@@ -303,12 +306,24 @@ impl GraphBuilder {
         outputs: Vec<String>,
         attrs: &[(&str, Attr)],
     ) {
+        self.push_node_in(None, name, op, inputs, outputs, attrs);
+    }
+
+    fn push_node_in(
+        &mut self,
+        domain: Option<&str>,
+        name: String,
+        op: &str,
+        inputs: &[&Value],
+        outputs: Vec<String>,
+        attrs: &[(&str, Attr)],
+    ) {
         self.nodes.push(proto::NodeProto {
             input: inputs.iter().map(|v| v.0.clone()).collect(),
             output: outputs,
             name: Some(name),
             op_type: Some(op.to_owned()),
-            domain: None,
+            domain: domain.map(str::to_owned),
             attribute: attrs.iter().map(|(n, a)| a.to_proto(n)).collect(),
             doc_string: None,
         });
@@ -357,6 +372,32 @@ impl GraphBuilder {
         Ok(outputs.into_iter().map(Value).collect())
     }
 
+    /// Adds an operator of a custom domain (one output, version 1 of the domain), e.g. iplap's
+    /// own `ai.iplap` operators that only iplap's sessions can run.
+    pub fn custom_node(
+        &mut self,
+        domain: &str,
+        op: &str,
+        inputs: &[&Value],
+    ) -> Result<Value, GraphError> {
+        for v in inputs {
+            self.check_defined(v)?;
+        }
+        let name = self.unique_name(op);
+        self.used.insert(name.clone());
+        self.defined.insert(name.clone());
+        self.custom_domains.insert(domain.to_owned());
+        self.push_node_in(
+            Some(domain),
+            name.clone(),
+            op,
+            inputs,
+            vec![name.clone()],
+            &[],
+        );
+        Ok(Value(name))
+    }
+
     /// Number of nodes added so far.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
@@ -381,10 +422,19 @@ impl GraphBuilder {
         };
         let proto = proto::ModelProto {
             ir_version: Some(IR_VERSION),
-            opset_import: vec![proto::OperatorSetIdProto {
+            opset_import: std::iter::once(proto::OperatorSetIdProto {
                 domain: Some(String::new()),
                 version: Some(OPSET),
-            }],
+            })
+            .chain(
+                self.custom_domains
+                    .iter()
+                    .map(|d| proto::OperatorSetIdProto {
+                        domain: Some(d.clone()),
+                        version: Some(1),
+                    }),
+            )
+            .collect(),
             producer_name: Some("iplap".to_owned()),
             producer_version: Some(env!("CARGO_PKG_VERSION").to_owned()),
             domain: None,

@@ -7,7 +7,7 @@
 //! `conv_last` 7×7 (no bias) → Sigmoid. Runs once per frame with batch 1.
 
 use super::{
-    HALF, IMG, RendererGraphOptions, SMALL_CONV_BLOCK, SpadeParams, conv2d_space_to_depth,
+    Conv3x3, HALF, IMG, RendererGraphOptions, SMALL_CONV_BLOCK, SpadeParams, conv2d_space_to_depth,
     modulated_block, spade_params,
 };
 use crate::graph::GraphError;
@@ -157,7 +157,7 @@ fn spade_block(
     b.push_scope(scope);
     let l1 = spade_params(b, &w.pp("spade_layer_1"), m, cm, c)?;
     let l2 = spade_params(b, &w.pp("spade_layer_2"), m, cm, c)?;
-    let y = modulated_block(b, w, x, c, [&l1, &l2])?;
+    let y = modulated_block(b, w, x, c, [&l1, &l2], Conv3x3::Direct)?;
     b.pop_scope();
     Ok(y)
 }
@@ -193,7 +193,7 @@ fn adain_block(
     let [l1, l2] = layers.as_slice() else {
         return Err(GraphError::invalid("adain block: expected two layers"));
     };
-    let y = modulated_block(b, w, x, c, [l1, l2])?;
+    let y = modulated_block(b, w, x, c, [l1, l2], Conv3x3::Direct)?;
     b.pop_scope();
     Ok(y)
 }
