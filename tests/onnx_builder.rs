@@ -239,3 +239,34 @@ fn winograd_operator_equals_conv() {
         assert_close(&wino, &direct, 1e-5);
     }
 }
+
+/// Sessions built at the same time from several threads all load. ONNX Runtime's first
+/// registration of a custom domain is a check-then-insert into a process-wide table that failed
+/// once in CI when two face-model sessions started together; the runtime now builds sessions one
+/// at a time. (The interleaving cannot be forced from here; this exercises concurrent builds.)
+#[test]
+fn sessions_build_concurrently() {
+    const THREADS: usize = 8;
+    let start = std::sync::Barrier::new(THREADS);
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    for i in 0..3 {
+                        let x = pattern(8, 1.0, t as f32 + i as f32);
+                        let y = run1(&[2, 4], &[2, 4], &x, |b, x| b.relu(x).unwrap());
+                        assert_eq!(y.len(), 8);
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().err())
+            .map(|e| format!("{e:?}"))
+            .collect()
+    });
+    assert!(failures.is_empty(), "{failures:?}");
+}

@@ -181,7 +181,12 @@ impl ModelSession {
                 .with_intra_op_spinning(false)
                 .map_err(|e| err(e.to_string()))?;
         }
-        // iplap's own operators (the Winograd convolution of the renderer's flow head).
+        // iplap's own operators (the Winograd convolution of the renderer's flow head). ONNX
+        // Runtime records a custom domain in a process-wide table with a check-then-insert that
+        // fails when two sessions register it at the same time ("the domain is already exist"),
+        // so sessions are built one at a time.
+        static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
         let domain = super::winograd_op::domain().map_err(|e| err(e.to_string()))?;
         builder = builder
             .with_operators(domain)
