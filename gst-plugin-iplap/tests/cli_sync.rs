@@ -8,13 +8,15 @@
 //! samples in the order the timeline prescribes; the command's frames, dumped before H.264 by the
 //! hidden `--dump-frames`, must equal them exactly.
 
+mod common;
+
 #[path = "../src/bin/iplap/sync/timeline.rs"]
 #[allow(dead_code)]
 mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, MutexGuard, Once, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -22,20 +24,16 @@ use gstiplap::decode::{RgbFrame, VideoDecoder};
 use iplap::engine::landmarks::{BankMode, FrameStatus, LandmarkEngine, SyncedFace};
 use iplap::engine::render::{FrameInput, FrameRenderer, FrameRendererSettings, MeshPoints};
 use iplap::face::tracker::{FaceTracker, Mode};
-use iplap::graph::package::{ModelPackage, write_package};
+use iplap::graph::package::ModelPackage;
 use iplap::image::{ChannelOrder, Image, ImageMut, ImageRef, Resizer};
 use iplap::runtime::SessionConfig;
-use iplap::weights::FormulaWeights;
 use ndarray::Array3;
 use timeline::{FRAME_NS, Plan};
 
 const REFERENCES: usize = 5;
 const THREADS: usize = 2;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| gst::init().unwrap());
-}
+use common::init;
 
 /// One heavy run at a time: the machine has two cores and each run uses both.
 fn heavy() -> MutexGuard<'static, ()> {
@@ -47,17 +45,7 @@ fn heavy() -> MutexGuard<'static, ()> {
 fn package() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-sync-package");
-        write_package(
-            &dir,
-            &[
-                ("landmark_generator", &FormulaWeights::new()),
-                ("renderer", &FormulaWeights::new()),
-            ],
-            &[],
-        )
-        .unwrap();
-        dir
+        common::formula_package("cli-sync-package", &["landmark_generator", "renderer"])
     })
 }
 

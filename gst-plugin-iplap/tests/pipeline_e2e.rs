@@ -5,10 +5,12 @@
 //! Model: the reference formula weights for both networks, written once as a model package. The
 //! video is cut to a few frames with `identity eos-after` to keep the test cheap on 2 cores.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
@@ -16,8 +18,6 @@ use gst_video::prelude::*;
 use gstiplap::meta::LandmarkMeta;
 use iplap::engine::landmarks::FrameStatus;
 use iplap::face::indices::PASTE_CONTOUR;
-use iplap::graph::package::write_package;
-use iplap::weights::FormulaWeights;
 
 /// Where `identity eos-after` cuts the input. It lets at least that many buffers through, not
 /// exactly that many (GStreamer 1.22 passes 15 decoded frames of 129.mp4 for 13), so the test
@@ -31,29 +31,13 @@ const AUDIO_CUT: gst::ClockTime = gst::ClockTime::from_seconds(1);
 /// The blurred paste mask reaches 10 px around the contour's bounding box; one more for rounding.
 const REACH: usize = 11;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstiplap::plugin_register_static().expect("static registration of the iplap plugin");
-    });
-}
+use common::init;
 
 /// Both formula-weight networks, written once per test binary run (its own folder).
 fn package() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipeline-e2e-package");
-        write_package(
-            &dir,
-            &[
-                ("landmark_generator", &FormulaWeights::new()),
-                ("renderer", &FormulaWeights::new()),
-            ],
-            &[],
-        )
-        .unwrap();
-        dir
+        common::formula_package("pipeline-e2e-package", &["landmark_generator", "renderer"])
     })
 }
 

@@ -6,92 +6,32 @@
 //! and landmarks: `golden/public/facemesh/129` (60 frames, 256 x 256 RGB). Renders are expensive
 //! on a 2-core machine, so the tests use 2-3 references.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use gst::glib;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use gstiplap::meta::LandmarkMeta;
 use iplap::engine::bank::ReferenceBank;
-use iplap::engine::bank_build::{FrameRecord, build_bank};
 use iplap::engine::landmarks::{FaceInfo, FrameStatus, SyncedFace};
 use iplap::engine::render::{FrameRenderer, FrameRendererSettings};
-use iplap::face::crop_box::{CropBox, FaceGeometry, NormalisedSets};
+use iplap::face::crop_box::CropBox;
 use iplap::face::indices::PASTE_CONTOUR;
-use iplap::graph::package::write_package;
-use iplap::image::{ChannelOrder, Image, ImageMut, ImageRef, Resizer};
-use iplap::weights::FormulaWeights;
-use ndarray::{Array3, Array4, s};
-use ndarray_npy::read_npy;
+use iplap::image::{ChannelOrder, ImageMut};
 
 const W: usize = 256;
 const H: usize = 256;
 const THREADS: usize = 2;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstiplap::plugin_register_static().expect("static registration of the iplap plugin");
-    });
-}
+use common::{Golden, golden, init};
 
-/// The formula-weight renderer package, written once per test binary run (its own folder, so
-/// that other test binaries writing theirs do not race with it).
+/// The formula-weight renderer package, written once per test binary run.
 fn package() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("render-element-package");
-        write_package(&dir, &[("renderer", &FormulaWeights::new())], &[]).unwrap();
-        dir
-    })
-}
-
-struct Golden {
-    /// Packed RGB frames.
-    frames: Vec<Vec<u8>>,
-    /// Normalised MediaPipe points.
-    mesh: Vec<Vec<[f32; 2]>>,
-    boxes: Vec<CropBox>,
-    sets: Vec<NormalisedSets>,
-    /// The official bank over all 60 frames.
-    bank: Arc<ReferenceBank>,
-}
-
-fn golden() -> Option<&'static Golden> {
-    static G: OnceLock<Option<Golden>> = OnceLock::new();
-    G.get_or_init(|| {
-        let dir = iplap::testdata::shared_path("golden/public/facemesh/129")?;
-        let frames: Array4<u8> = read_npy(dir.join("frames_rgb_u8.npy")).unwrap();
-        let lm: Array3<f32> = read_npy(dir.join("landmarks_refined_f32.npy")).unwrap();
-        assert_eq!(&frames.shape()[1..], &[H, W, 3]);
-        let (mut fr, mut mesh, mut boxes, mut sets, mut records) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut rz, mut scratch) = (Resizer::new(), Image::default());
-        for f in 0..frames.shape()[0] {
-            let rgb: Vec<u8> = frames.slice(s![f, .., .., ..]).iter().copied().collect();
-            let m: Vec<[f32; 2]> = (0..lm.shape()[1])
-                .map(|i| [lm[[f, i, 0]], lm[[f, i, 1]]])
-                .collect();
-            let geo = FaceGeometry::from_landmarks(&m, W, H).unwrap();
-            sets.push(geo.crop_box.normalised_sets(&m, W, H).unwrap());
-            boxes.push(geo.crop_box);
-            let img = ImageRef::packed(&rgb, W, H, ChannelOrder::Rgb).unwrap();
-            records.push(FrameRecord::from_frame(&img, &m, &mut rz, &mut scratch).unwrap());
-            fr.push(rgb);
-            mesh.push(m);
-        }
-        let (bank, _) = build_bank(&records).unwrap();
-        Some(Golden {
-            frames: fr,
-            mesh,
-            boxes,
-            sets,
-            bank: Arc::new(bank),
-        })
-    })
-    .as_ref()
+    DIR.get_or_init(|| common::formula_package("render-element-package", &["renderer"]))
 }
 
 /// A second bank: the same references rotated by five, so every subset picks other images.

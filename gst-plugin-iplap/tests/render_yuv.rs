@@ -7,22 +7,18 @@
 //! `golden/public/facemesh/129` (256 x 256 RGB), placed at an odd offset in a larger frame of odd
 //! height, converted to YUV with `gst_video::VideoConverter`. 2 references keep renders short.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once, OnceLock};
+use std::sync::OnceLock;
 
 use gst::prelude::*;
 use gst_video::prelude::*;
 use gst_video::{VideoColorMatrix, VideoColorimetry, VideoFormat, VideoInfo};
 use gstiplap::meta::LandmarkMeta;
-use iplap::engine::bank::ReferenceBank;
-use iplap::engine::bank_build::{FrameRecord, build_bank};
 use iplap::engine::landmarks::{FaceInfo, FrameStatus, SyncedFace};
-use iplap::face::crop_box::{CropBox, FaceGeometry, NormalisedSets, paste_polygon};
-use iplap::graph::package::write_package;
-use iplap::image::{ChannelOrder, GAUSS_RADIUS, Image, ImageRef, Rect, Resizer};
-use iplap::weights::FormulaWeights;
-use ndarray::{Array3, Array4, s};
-use ndarray_npy::read_npy;
+use iplap::face::crop_box::{CropBox, paste_polygon};
+use iplap::image::{GAUSS_RADIUS, Rect};
 
 /// Golden frame size.
 const GW: usize = 256;
@@ -35,65 +31,11 @@ const AT: (usize, usize) = (3, 1);
 const THREADS: u32 = 2;
 const REFERENCES: u32 = 2;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstiplap::plugin_register_static().expect("static registration of the iplap plugin");
-    });
-}
+use common::{Golden, golden, init};
 
 fn package() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("render-yuv-element-package");
-        write_package(&dir, &[("renderer", &FormulaWeights::new())], &[]).unwrap();
-        dir
-    })
-}
-
-struct Golden {
-    frames: Vec<Vec<u8>>,
-    mesh: Vec<Vec<[f32; 2]>>,
-    boxes: Vec<CropBox>,
-    sets: Vec<NormalisedSets>,
-    bank: Arc<ReferenceBank>,
-}
-
-/// The golden frames, landmarks and official bank (as in tests/render.rs).
-fn golden() -> Option<&'static Golden> {
-    static G: OnceLock<Option<Golden>> = OnceLock::new();
-    G.get_or_init(|| {
-        let dir = iplap::testdata::shared_path("golden/public/facemesh/129")?;
-        let frames: Array4<u8> = read_npy(dir.join("frames_rgb_u8.npy")).unwrap();
-        let lm: Array3<f32> = read_npy(dir.join("landmarks_refined_f32.npy")).unwrap();
-        assert_eq!(&frames.shape()[1..], &[GH, GW, 3]);
-        let (mut fr, mut mesh, mut boxes, mut sets, mut records) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut rz, mut scratch) = (Resizer::new(), Image::default());
-        for f in 0..frames.shape()[0] {
-            let rgb: Vec<u8> = frames.slice(s![f, .., .., ..]).iter().copied().collect();
-            let m: Vec<[f32; 2]> = (0..lm.shape()[1])
-                .map(|i| [lm[[f, i, 0]], lm[[f, i, 1]]])
-                .collect();
-            let geo = FaceGeometry::from_landmarks(&m, GW, GH).unwrap();
-            sets.push(geo.crop_box.normalised_sets(&m, GW, GH).unwrap());
-            boxes.push(geo.crop_box);
-            let img = ImageRef::packed(&rgb, GW, GH, ChannelOrder::Rgb).unwrap();
-            records.push(FrameRecord::from_frame(&img, &m, &mut rz, &mut scratch).unwrap());
-            fr.push(rgb);
-            mesh.push(m);
-        }
-        let (bank, _) = build_bank(&records).unwrap();
-        Some(Golden {
-            frames: fr,
-            mesh,
-            boxes,
-            sets,
-            bank: Arc::new(bank),
-        })
-    })
-    .as_ref()
+    DIR.get_or_init(|| common::formula_package("render-yuv-element-package", &["renderer"]))
 }
 
 /// The synced face of golden frame `f` placed at [`AT`] in a [`W`] x [`H`] frame, the mouth of
