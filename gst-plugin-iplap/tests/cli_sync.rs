@@ -70,6 +70,17 @@ fn face_models_ready() -> bool {
     ok
 }
 
+/// 129.mp4 and audio2.wav with the face models ready, and the heavy-run lock; `None` (after the
+/// shared-data message) when something is missing.
+fn media() -> Option<(PathBuf, PathBuf, MutexGuard<'static, ()>)> {
+    let video = iplap::testdata::shared_path("media/129.mp4")?;
+    let wav = iplap::testdata::shared_path("media/audio2.wav")?;
+    if !face_models_ready() {
+        return None;
+    }
+    Some((video, wav, heavy()))
+}
+
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("iplap-cli-sync-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -465,16 +476,9 @@ fn check_output(out: &Path, dump: &Path, plan: &Plan, expected: &[Array3<u8>], s
 
 #[test]
 fn video_and_wav_follow_the_official_timeline() {
-    let Some(video) = iplap::testdata::shared_path("media/129.mp4") else {
+    let Some((video, wav, _heavy)) = media() else {
         return;
     };
-    let Some(wav) = iplap::testdata::shared_path("media/audio2.wav") else {
-        return;
-    };
-    if !face_models_ready() {
-        return;
-    }
-    let _heavy = heavy();
     let dir = temp_dir("video");
     // 6 frames at 30 fps -> 5 at 25 fps; 0.6 s of speech -> L = 11 > 5: the template loops
     // forward, backward and forward again (seq 0 1 2 3 4 4 3 2 1 0 0 1 2).
@@ -511,16 +515,9 @@ fn video_and_wav_follow_the_official_timeline() {
 
 #[test]
 fn still_image_works() {
-    let Some(video) = iplap::testdata::shared_path("media/129.mp4") else {
+    let Some((video, wav, _heavy)) = media() else {
         return;
     };
-    let Some(wav) = iplap::testdata::shared_path("media/audio2.wav") else {
-        return;
-    };
-    if !face_models_ready() {
-        return;
-    }
-    let _heavy = heavy();
     let dir = temp_dir("still");
     // 255 x 255 (the first frame without its last row and column): the odd size must still
     // encode (H.264 4:2:0 drops the odd last row and column).
@@ -719,16 +716,9 @@ fn image_without_a_face_is_refused() {
 
 #[test]
 fn ctrl_c_leaves_no_file() {
-    let Some(video) = iplap::testdata::shared_path("media/129.mp4") else {
+    let Some((video, wav, _heavy)) = media() else {
         return;
     };
-    let Some(wav) = iplap::testdata::shared_path("media/audio2.wav") else {
-        return;
-    };
-    if !face_models_ready() {
-        return;
-    }
-    let _heavy = heavy();
     let dir = temp_dir("ctrlc");
     let (out, dump) = (dir.join("out.mp4"), dir.join("frames"));
     let mut child = sync_command(
