@@ -163,32 +163,41 @@ fn decode_frames(path: &Path) -> Vec<RgbFrame> {
 
 /// The speech as `iplap sync` feeds it to `iplaplandmarks`: 16 kHz mono f32 from GStreamer.
 fn decode_16k(path: &Path) -> Vec<f32> {
-    init();
-    let pipeline = gst::parse::launch(&format!(
+    let samples = common::pull_samples(&format!(
         "uridecodebin uri={} ! audioconvert ! audioresample ! \
          audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved ! \
          appsink name=sink sync=false",
-        gst::glib::filename_to_uri(std::fs::canonicalize(path).unwrap(), None).unwrap()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut samples = Vec::new();
-    while let Ok(sample) = sink.pull_sample() {
+        common::file_uri(path)
+    ));
+    let mut out = Vec::new();
+    for sample in samples {
         let map = sample.buffer().unwrap().map_readable().unwrap();
-        samples.extend(
+        out.extend(
             map.chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
     }
-    pipeline.set_state(gst::State::Null).unwrap();
-    samples
+    out
+}
+
+/// A 16 kHz mono 16-bit WAV of `samples`.
+fn write_wav(path: &Path, samples: impl IntoIterator<Item = i16>) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for v in samples {
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Half a second of a 320 Hz sawtooth: valid speech input.
+fn write_tone_wav(path: &Path) {
+    write_wav(path, (0..8000).map(|i| ((i % 50) * 100) as i16));
 }
 
 /// Writes `frames` as an H.264 MP4 with their own timestamps (a cut of a video).
@@ -631,17 +640,7 @@ fn unreadable_media_is_named() {
     let bogus = dir.join("not-media.mp4");
     std::fs::write(&bogus, b"this is not a video").unwrap();
     let wav = dir.join("speech.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    for i in 0..8000 {
-        w.write_sample(((i % 50) * 100) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    write_tone_wav(&wav);
     let out = dir.join("out.mp4");
     let err = sync_fails(&bogus, &wav, &out, None);
     assert!(err.contains("not-media.mp4"), "{err}");
@@ -654,11 +653,7 @@ fn unreadable_media_is_named() {
     );
     // Audio too short for three frames.
     let short = dir.join("short.wav");
-    let mut w = hound::WavWriter::create(&short, spec).unwrap();
-    for _ in 0..1000 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
+    write_wav(&short, std::iter::repeat_n(0, 1000));
     let err = sync_fails(&wav, &short, &out, None);
     assert!(err.contains("too short"), "{err}");
 }
@@ -699,17 +694,7 @@ fn image_without_a_face_is_refused() {
     .unwrap();
     run_to_eos(&pipeline);
     let wav = dir.join("speech.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-    for i in 0..8000 {
-        w.write_sample(((i % 50) * 100) as i16).unwrap();
-    }
-    w.finalize().unwrap();
+    write_tone_wav(&wav);
     let err = sync_fails(&bars, &wav, &dir.join("out.mp4"), None);
     assert!(err.contains("no face") && err.contains("bars.png"), "{err}");
 }

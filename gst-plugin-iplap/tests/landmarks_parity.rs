@@ -4,11 +4,11 @@
 //! chunks `max(0, floor(16 (p − 2) / 5))` for positions `p = f − 2 … f + 2`, `T_pose` from the
 //! frames' POSE sets, bank from all frames of the template), within 1e-4.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::thread;
 
-use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::prelude::*;
 use gstiplap::meta::LandmarkMeta;
@@ -27,13 +27,7 @@ const FRAME: gst::ClockTime = gst::ClockTime::from_mseconds(40);
 const N: usize = 30;
 const TOL: f32 = 1e-4;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstiplap::plugin_register_static().expect("static registration of the iplap plugin");
-    });
-}
+use common::init;
 
 /// Where the element finds the face models by default (its `face-models` default).
 fn face_models() -> PathBuf {
@@ -44,25 +38,10 @@ fn face_models() -> PathBuf {
 
 /// Every frame of `path`, decoded to RGB by GStreamer, with its caps.
 fn decode(path: &Path) -> Vec<gst::Sample> {
-    let uri = gst::glib::filename_to_uri(path.canonicalize().unwrap(), None).unwrap();
-    let pipeline = gst::parse::launch(&format!(
-        "uridecodebin uri={uri} ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false"
+    common::pull_samples(&format!(
+        "uridecodebin uri={} ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+        common::file_uri(path)
     ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut samples = Vec::new();
-    while let Ok(s) = sink.pull_sample() {
-        samples.push(s);
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    samples
 }
 
 /// Runs `f` on the RGB image of a decoded sample.

@@ -86,3 +86,33 @@ pub fn golden() -> Option<&'static Golden> {
     })
     .as_ref()
 }
+
+/// Runs the `gst-launch` style `description`, whose end is an appsink named `sink`, to its end
+/// and returns every sample it received.
+pub fn pull_samples(description: &str) -> Vec<gst::Sample> {
+    use gst::prelude::*;
+    init();
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut samples = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        samples.push(s);
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    samples
+}
+
+/// The `file://` URI of an existing file.
+pub fn file_uri(path: &Path) -> String {
+    gst::glib::filename_to_uri(path.canonicalize().unwrap(), None)
+        .unwrap()
+        .to_string()
+}
