@@ -4,6 +4,12 @@
 #
 #   scripts/setup.sh            set everything up and build the release binaries and plugin
 #   scripts/setup.sh --quiet    the same, printing only failures (used by scripts/test.sh)
+#   scripts/setup.sh --install [PREFIX]
+#                               the same, then install the plugin, the CLI, ONNX Runtime and the
+#                               face models (scripts/install.sh): system-wide without PREFIX (root),
+#                               into PREFIX/{lib/gstreamer-1.0,bin,share/iplap} with one
+#   scripts/setup.sh --install --user
+#                               the same for this user only (~/.local, found by GStreamer as is)
 #
 # Steps:
 #   1. apt packages: GStreamer 1.22 (dev, tools, base/good/bad/ugly/libav plugins), pkg-config, python3-venv
@@ -13,6 +19,7 @@
 #   5. MediaPipe face models: the pinned mediapipe==0.10.21 wheel (downloaded, not installed) converted
 #      to ONNX by our own converter into models/generated/face/
 #   6. check that GStreamer loads the plugin
+#   7. (--install) scripts/install.sh
 set -Eeuo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,19 +29,35 @@ ONNXRUNTIME_VERSION="1.31.1" # ort =2.0.0-rc.15 speaks the ONNX Runtime 1.31 API
 MEDIAPIPE_VERSION="0.10.21"   # the last wheel with the legacy face detector + attention mesh
 VENV="$ROOT/.venv"
 QUIET=0
+INSTALL=0
+INSTALL_ARGS=()
 for arg in "$@"; do
   case "$arg" in
     --quiet | -q) QUIET=1 ;;
+    --install) INSTALL=1 ;;
+    --user) INSTALL_ARGS+=(--user) ;;
     -h | --help)
-      sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    *)
+    -*)
       echo "setup.sh: unknown argument '$arg' (try --help)" >&2
       exit 2
       ;;
+    *)
+      if [ "$INSTALL" = 1 ] && [ "${#INSTALL_ARGS[@]}" = 0 ]; then
+        INSTALL_ARGS+=("$arg")
+      else
+        echo "setup.sh: unexpected argument '$arg' (a PREFIX goes right after --install)" >&2
+        exit 2
+      fi
+      ;;
   esac
 done
+if [ "$INSTALL" = 0 ] && [ "${#INSTALL_ARGS[@]}" != 0 ]; then
+  echo "setup.sh: --user needs --install" >&2
+  exit 2
+fi
 
 STEP="starting"
 LOG="$(mktemp -t iplap-setup.XXXXXX)"
@@ -150,3 +173,9 @@ HINT="run 'gst-inspect-1.0 target/release/libgstiplap.so' to see why the plugin 
 run gst-inspect-1.0 "$ROOT/target/release/libgstiplap.so"
 
 say "done. CLI: target/release/iplap   plugin: GST_PLUGIN_PATH=$ROOT/target/release"
+
+if [ "$INSTALL" = 1 ]; then
+  STEP="7/7 install (scripts/install.sh ${INSTALL_ARGS[*]:-})"
+  HINT="read the message above; a system-wide install needs root (or use --user, or a PREFIX)"
+  run bash "$ROOT/scripts/install.sh" "${INSTALL_ARGS[@]}"
+fi

@@ -7,6 +7,7 @@
 
 pub mod audio;
 pub mod checkpoint;
+pub mod data_files;
 pub mod engine;
 pub mod face;
 pub mod graph;

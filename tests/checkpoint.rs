@@ -450,3 +450,105 @@ fn safetensors_round_trip() {
     let d = sd.get("module.d.bf16").unwrap();
     assert_eq!(d.as_f32().unwrap(), &[1.0, -3.0]);
 }
+
+/// Issue 13: a checkpoint with NaN or infinite weights is refused, naming the first bad tensor
+/// (in `state_dict` order) and what was found, instead of converting into a package that renders
+/// garbage without a word.
+#[test]
+fn non_finite_weights_are_refused_naming_the_first_tensor() {
+    let mut sd = synthetic(Network::LandmarkGenerator, false, true);
+    // One +inf and one -inf deep inside a later tensor, and an all-NaN tensor before it.
+    let later = "module.Norm.weight";
+    let mut v = vec![0.5f32; 512];
+    v[7] = f32::INFINITY;
+    v[9] = f32::NEG_INFINITY;
+    sd.insert(later, Tensor::from_f32(vec![512], v).unwrap());
+    let first = "module.mel_encoder.0.conv_block.0.bias";
+    sd.insert(
+        first,
+        Tensor::from_f32(vec![32], vec![f32::NAN; 32]).unwrap(),
+    );
+    let Err(err) = validate(&sd, Network::LandmarkGenerator) else {
+        panic!("a checkpoint with NaN and infinite weights validated");
+    };
+    let msg = err.to_string();
+    let first_line = msg.lines().nth(1).unwrap_or_default();
+    assert!(
+        first_line.contains(first) && first_line.contains("32 NaN"),
+        "first listed problem should be {first}:\n{msg}"
+    );
+    assert!(
+        msg.contains(later) && msg.contains("1 +inf") && msg.contains("1 -inf"),
+        "{msg}"
+    );
+    assert!(msg.contains("index 7"), "first bad value's index: {msg}");
+    assert_eq!(err.non_finite.len(), 2, "{msg}");
+    assert_eq!(err.non_finite[0].key, first);
+    assert_eq!(err.non_finite[0].nan, 32);
+    assert_eq!(
+        (err.non_finite[1].pos_inf, err.non_finite[1].neg_inf),
+        (1, 1)
+    );
+    // Every other category is empty: the keys and shapes are right.
+    assert!(err.missing.is_empty() && err.unexpected.is_empty() && err.misshaped.is_empty());
+    // Finite weights still validate.
+    assert!(validate(&synthetic(Network::Renderer, true, true), Network::Renderer).is_ok());
+}
+
+/// Issue 13: the landmark generator's checkpoint given as the renderer's (and the reverse) is
+/// recognised and said in a few lines, not as a 671-line key list.
+#[test]
+fn the_other_networks_checkpoint_is_recognised() {
+    for (given, checked) in [
+        (Network::LandmarkGenerator, Network::Renderer),
+        (Network::Renderer, Network::LandmarkGenerator),
+    ] {
+        let sd = synthetic(given, true, true);
+        let Err(err) = validate(&sd, checked) else {
+            panic!("the {given} validated as the {checked}");
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.lines().count() <= 3,
+            "{given} as {checked}: {} lines:\n{msg}",
+            msg.lines().count()
+        );
+        assert!(
+            msg.contains(&format!("holds the {given}'s weights")),
+            "{given} as {checked}:\n{msg}"
+        );
+        assert_eq!(err.looks_like, Some(given));
+        // The lists are still complete for callers that want them.
+        assert_eq!(err.unexpected.len(), sd.len());
+    }
+    // A truncated checkpoint of the right network is not "the other one".
+    let full = synthetic(Network::Renderer, false, true);
+    let mut sd = StateDict::new();
+    for (k, t) in full.iter().take(20) {
+        sd.insert(k, t.clone());
+    }
+    let err = validate(&sd, Network::Renderer).unwrap_err();
+    assert_eq!(err.looks_like, None);
+}
+
+/// Issue 13: a long list of problems is capped (first ten, then how many more), so the cause
+/// stays on screen; the error's fields keep every key.
+#[test]
+fn long_problem_lists_are_capped() {
+    let full = synthetic(Network::Renderer, true, true);
+    let mut sd = StateDict::new();
+    for (k, t) in full.iter().take(40) {
+        sd.insert(k, t.clone());
+    }
+    let err = validate(&sd, Network::Renderer).unwrap_err();
+    assert!(err.missing.len() > 100);
+    let msg = err.to_string();
+    let lines: Vec<&str> = msg.lines().collect();
+    assert!(lines.len() <= 12, "{} lines:\n{msg}", lines.len());
+    assert_eq!(lines.iter().filter(|l| l.contains("missing:")).count(), 10);
+    let more = err.missing.len() - 10;
+    assert!(
+        lines.last().unwrap().contains(&format!("and {more} more")),
+        "{msg}"
+    );
+}

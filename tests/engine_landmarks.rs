@@ -327,6 +327,35 @@ fn end_of_stream_pads_audio_with_silence_and_clamps_video() {
 }
 
 #[test]
+fn audio_that_ends_before_any_video_drives_the_frames_with_silence() {
+    // An unlinked audio_sink (or an audio stream with no samples) ends before the first video
+    // frame reaches the engine: no audio origin was ever set. Frames must still come out, driven
+    // by silence from the first video frame on (issue 13: the element spun forever here).
+    let Some(d) = data() else { return };
+    for samples in [0usize, 1] {
+        let mut e = engine(&d, BankMode::Fixed(d.bank.clone()));
+        if samples > 0 {
+            e.push_audio(A0, &[]).unwrap();
+        }
+        e.finish_audio();
+        let mut out = Vec::new();
+        for k in 0..6 {
+            push_frame(&mut e, &d, k, A0 + k as u64 * F25, true);
+            drain(&mut e, &mut out);
+        }
+        assert_eq!(out.len(), 4, "frames wait only for the video 80 ms later");
+        e.finish_video().unwrap();
+        drain(&mut e, &mut out);
+        assert_eq!(out.len(), 6);
+        assert!(
+            out.iter()
+                .all(|r| synced(r).mel_chunk.iter().all(|&v| v == -4.0)),
+            "all silence"
+        );
+    }
+}
+
+#[test]
 fn no_face_frames_pass_through_and_the_window_recovers() {
     let Some(d) = data() else { return };
     let clean = clean_run(&d);

@@ -6,6 +6,7 @@
 //! Applications, tests and the `iplap` CLI link this crate and call [`plugin_register_static`] once;
 //! no `GST_PLUGIN_PATH` is needed.
 
+pub mod data;
 pub mod decode;
 mod device;
 pub mod landmarks;

@@ -170,3 +170,235 @@ fn missing_package_says_what_to_run() {
         "{err}"
     );
 }
+
+/// Runs `iplap` expecting a failure; returns its stderr.
+fn iplap_fails(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_iplap"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "iplap {args:?} succeeded: {err}");
+    err
+}
+
+/// A safetensors file (written by hand: 8-byte header length, JSON header, data) with every
+/// tensor of `network` in its official layout (`module.` keys), float values all `value`.
+fn write_safetensors(path: &Path, network: iplap::checkpoint::Network, value: f32) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for e in &network.manifest().entries {
+        let n: usize = e.shape.iter().product();
+        let start = data.len();
+        let dtype = if e.dtype == "int64" {
+            data.extend(std::iter::repeat_n(0u8, n * 8));
+            "I64"
+        } else {
+            data.extend(std::iter::repeat_n(value.to_le_bytes(), n).flatten());
+            "F32"
+        };
+        header.insert(
+            e.checkpoint_key.clone(),
+            serde_json::json!({"dtype": dtype, "shape": e.shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header);
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Issue 13: a checkpoint whose weights are NaN (here all of them) is refused by `convert`,
+/// naming the first bad tensor and what was found; no package is written.
+#[test]
+fn convert_refuses_non_finite_weights() {
+    use iplap::checkpoint::Network;
+    let dir = temp_dir("nan");
+    let ckpt = dir.join("nan.safetensors");
+    write_safetensors(&ckpt, Network::LandmarkGenerator, f32::NAN);
+    let pkg = dir.join("pkg");
+    let err = iplap_fails(&[
+        "convert".as_ref(),
+        "--landmark-checkpoint".as_ref(),
+        ckpt.as_os_str(),
+        "--out".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    let first = &Network::LandmarkGenerator.manifest().entries[0];
+    let first_line = err.lines().nth(1).unwrap_or_default();
+    assert!(
+        first_line.contains(&first.checkpoint_key) && first_line.contains("NaN"),
+        "the first bad tensor ({}) should lead the list:\n{err}",
+        first.checkpoint_key
+    );
+    assert!(err.lines().count() <= 12, "{err}");
+    assert!(!pkg.join("manifest.json").exists());
+    // The same file with finite weights converts: only the values were wrong.
+    write_safetensors(&ckpt, Network::LandmarkGenerator, 0.01);
+    iplap(&[
+        "convert".as_ref(),
+        "--landmark-checkpoint".as_ref(),
+        ckpt.as_os_str(),
+        "--out".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 13: the landmark generator's checkpoint passed as `--renderer-checkpoint` is named in
+/// a sentence, not a 671-line key list; an unrelated mismatch lists at most ten keys.
+#[test]
+fn convert_names_a_swapped_checkpoint_and_caps_key_lists() {
+    let Some(lm) =
+        iplap::testdata::shared_path("golden/public/checkpoints/landmark_generator_ref.pth")
+    else {
+        return;
+    };
+    let dir = temp_dir("swapped");
+    let pkg = dir.join("pkg");
+    let err = iplap_fails(&[
+        "convert".as_ref(),
+        "--renderer-checkpoint".as_ref(),
+        lm.as_os_str(),
+        "--out".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    assert!(
+        err.contains(
+            "this looks like the landmark generator checkpoint (pass it as --landmark-checkpoint)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.lines().count() <= 3,
+        "{} lines:\n{err}",
+        err.lines().count()
+    );
+
+    // A tiny checkpoint in the official layout: a few landmark keys, most missing.
+    let tiny = lm.with_file_name("tiny_official_layout.pth");
+    let err = iplap_fails(&[
+        "convert".as_ref(),
+        "--landmark-checkpoint".as_ref(),
+        tiny.as_os_str(),
+        "--out".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    assert!(
+        err.lines().count() <= 12,
+        "{} lines:\n{err}",
+        err.lines().count()
+    );
+    assert!(err.contains(" more"), "{err}");
+    assert!(!err.contains("looks like"), "{err}");
+}
+
+/// Issue 13: a checkpoint that cannot be read says its cause once (it was printed twice: in the
+/// error's own text and again as its source).
+#[test]
+fn convert_errors_name_their_cause_once() {
+    let dir = temp_dir("cause");
+    let notes = dir.join("notes.pth");
+    std::fs::write(&notes, "hello, not a checkpoint").unwrap();
+    let pkg = dir.join("pkg");
+    for (ckpt, cause) in [
+        (notes.clone(), "unrecognised file signature"),
+        (dir.join("absent.pth"), "os error 2"),
+    ] {
+        let err = iplap_fails(&[
+            "convert".as_ref(),
+            "--landmark-checkpoint".as_ref(),
+            ckpt.as_os_str(),
+            "--out".as_ref(),
+            pkg.as_os_str(),
+        ]);
+        assert_eq!(err.matches(cause).count(), 1, "{err}");
+        assert!(err.contains(&*ckpt.to_string_lossy()), "{err}");
+    }
+}
+
+/// Issue 13: a missing or corrupt model package leads with the cause on the first line and says
+/// how to make one once, briefly (it buried the cause after ~400 characters of instructions and
+/// said "run iplap convert" twice).
+#[test]
+fn package_errors_lead_with_the_cause() {
+    let dir = temp_dir("pkgerr");
+    let missing = dir.join("missing");
+    let corrupt = dir.join("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    std::fs::write(corrupt.join("manifest.json"), "{ not json").unwrap();
+    let sync = |models: &Path| {
+        iplap_fails(&[
+            "sync".as_ref(),
+            "--face".as_ref(),
+            dir.join("face.mp4").as_os_str(),
+            "--audio".as_ref(),
+            dir.join("speech.wav").as_os_str(),
+            "-o".as_ref(),
+            dir.join("out.mp4").as_os_str(),
+            "--models".as_ref(),
+            models.as_os_str(),
+        ])
+    };
+    let eval = |models: &Path| {
+        iplap_fails(&[
+            "eval".as_ref(),
+            "landmark-generator".as_ref(),
+            "--models".as_ref(),
+            models.as_os_str(),
+            "--inputs".as_ref(),
+            dir.as_os_str(),
+            "--out".as_ref(),
+            dir.join("eval").as_os_str(),
+        ])
+    };
+    for (err, cause) in [
+        (sync(&missing), "does not exist"),
+        (sync(&corrupt), "invalid manifest"),
+        (eval(&missing), "does not exist"),
+        (eval(&corrupt), "invalid manifest"),
+    ] {
+        let first = err.lines().next().unwrap_or_default();
+        assert!(first.contains(cause), "cause not in the first line:\n{err}");
+        assert!(first.len() <= 200, "first line too long:\n{err}");
+        assert_eq!(err.matches("iplap convert").count(), 1, "{err}");
+        assert!(err.len() <= 500, "{} characters:\n{err}", err.len());
+    }
+}
+
+/// Issue 13: a manifest.json edited to disagree with the graphs is refused when the package is
+/// opened, naming the stage and the field (it loaded and ran).
+#[test]
+fn edited_manifest_is_refused_naming_the_field() {
+    let dir = temp_dir("manifest");
+    let pkg = dir.join("pkg");
+    iplap(&[
+        "convert".as_ref(),
+        "--reference-weights".as_ref(),
+        "--out".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    let path = pkg.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["stages"][0]["inputs"][1]["shape"][3] = 75.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let err = iplap_fails(&[
+        "bench".as_ref(),
+        "landmark-generator".as_ref(),
+        "--models".as_ref(),
+        pkg.as_os_str(),
+        "--iterations".as_ref(),
+        "1".as_ref(),
+    ]);
+    for needle in [
+        "landmark_generator",
+        "T_pose",
+        "[1, 5, 2, 74]",
+        "[1, 5, 2, 75]",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in:\n{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,15 +9,16 @@
 //! hidden `--dump-frames`, must equal them exactly.
 
 mod common;
+mod sync_support;
 
 #[path = "../src/bin/iplap/sync/timeline.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod timeline;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Instant;
 
 use gst::prelude::*;
 use gstiplap::decode::{RgbFrame, VideoDecoder};
@@ -30,92 +31,13 @@ use iplap::runtime::SessionConfig;
 use ndarray::Array3;
 use timeline::{FRAME_NS, Plan};
 
-const REFERENCES: usize = 5;
-const THREADS: usize = 2;
-
 use common::init;
-
-/// One heavy run at a time: the machine has two cores and each run uses both.
-fn heavy() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Both networks with the formula weights, written once per test binary run.
-fn package() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        common::formula_package("cli-sync-package", &["landmark_generator", "renderer"])
-    })
-}
-
-fn face_models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/generated/face")
-}
-
-/// The converted face models come from scripts/setup.sh; without them nothing here can run.
-fn face_models_ready() -> bool {
-    let ok = face_models()
-        .join("face_landmark_with_attention.onnx")
-        .is_file();
-    if !ok {
-        assert_ne!(
-            std::env::var("IPLAP_REQUIRE_SHARED").as_deref(),
-            Ok("1"),
-            "face models missing in {}: run scripts/setup.sh",
-            face_models().display()
-        );
-        eprintln!("\n!!!!!!!! SKIPPED: face models missing: run scripts/setup.sh !!!!!!!!\n");
-    }
-    ok
-}
-
-/// 129.mp4 and audio2.wav with the face models ready, and the heavy-run lock; `None` (after the
-/// shared-data message) when something is missing.
-fn media() -> Option<(PathBuf, PathBuf, MutexGuard<'static, ()>)> {
-    let video = iplap::testdata::shared_path("media/129.mp4")?;
-    let wav = iplap::testdata::shared_path("media/audio2.wav")?;
-    if !face_models_ready() {
-        return None;
-    }
-    Some((video, wav, heavy()))
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("iplap-cli-sync-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn sync_command(face: &Path, audio: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> Command {
-    sync_command_with(face, audio, out, package(), extra)
-}
-
-fn sync_command_with(
-    face: &Path,
-    audio: &Path,
-    out: &Path,
-    models: &Path,
-    extra: &[&std::ffi::OsStr],
-) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iplap"));
-    cmd.arg("sync")
-        .arg("--face")
-        .arg(face)
-        .arg("--audio")
-        .arg(audio)
-        .arg("-o")
-        .arg(out)
-        .arg("--models")
-        .arg(models)
-        .arg("--face-models")
-        .arg(face_models())
-        .args(["--references", &REFERENCES.to_string()])
-        .args(["--threads", &THREADS.to_string()])
-        .args(extra);
-    cmd
-}
+use sync_support::{
+    REFERENCES, RUN_LIMIT, THREADS, cut_wav, decode_frames, face_models, face_models_ready,
+    has_entries, heavy, media, output_within, package, probe_mp4, resize_canvas, run_to_eos,
+    signal_when, sync_command, sync_fails, temp_dir, write_mp4, write_png, write_tone_wav,
+    write_wav,
+};
 
 fn sync(face: &Path, audio: &Path, out: &Path, dump: &Path) -> Output {
     sync_with(face, audio, out, dump, &[])
@@ -125,7 +47,7 @@ fn sync_with(face: &Path, audio: &Path, out: &Path, dump: &Path, extra: &[&str])
     let t = Instant::now();
     let mut args: Vec<&std::ffi::OsStr> = vec!["--dump-frames".as_ref(), dump.as_os_str()];
     args.extend(extra.iter().map(std::ffi::OsStr::new));
-    let run = sync_command(face, audio, out, &args).output().unwrap();
+    let run = output_within(&mut sync_command(face, audio, out, &args), RUN_LIMIT);
     eprintln!(
         "iplap sync in {:.1?}:\n{}",
         t.elapsed(),
@@ -133,32 +55,6 @@ fn sync_with(face: &Path, audio: &Path, out: &Path, dump: &Path, extra: &[&str])
     );
     assert!(run.status.success(), "iplap sync failed");
     run
-}
-
-/// Runs a GStreamer pipeline to EOS, panicking on an error.
-fn run_to_eos(pipeline: &gst::Pipeline) {
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(120),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("pipeline timed out");
-    if let gst::MessageView::Error(e) = msg.view() {
-        panic!("pipeline error: {} ({:?})", e.error(), e.debug());
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-}
-
-/// Every decoded frame of `path`.
-fn decode_frames(path: &Path) -> Vec<RgbFrame> {
-    let mut decoder = VideoDecoder::open(path).unwrap();
-    let mut frames = Vec::new();
-    while let Some(f) = decoder.next_frame().unwrap() {
-        frames.push(f);
-    }
-    frames
 }
 
 /// The speech as `iplap sync` feeds it to `iplaplandmarks`: 16 kHz mono f32 from GStreamer.
@@ -180,167 +76,6 @@ fn decode_16k(path: &Path) -> Vec<f32> {
     out
 }
 
-/// A 16 kHz mono 16-bit WAV of `samples`.
-fn write_wav(path: &Path, samples: impl IntoIterator<Item = i16>) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for v in samples {
-        w.write_sample(v).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
-/// Half a second of a 320 Hz sawtooth: valid speech input.
-fn write_tone_wav(path: &Path) {
-    write_wav(path, (0..8000).map(|i| ((i % 50) * 100) as i16));
-}
-
-/// Writes `frames` as an H.264 MP4 with their own timestamps (a cut of a video).
-fn write_mp4(frames: &[RgbFrame], path: &Path) {
-    init();
-    let (w, h) = (frames[0].width, frames[0].height);
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},\
-         framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! x264enc bframes=0 ! \
-         mp4mux ! filesink location={}",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    for (i, f) in frames.iter().enumerate() {
-        let mut b = gst::Buffer::from_mut_slice(f.data.clone());
-        let pts = f
-            .pts
-            .unwrap_or(gst::ClockTime::from_nseconds(i as u64 * 33_333_333));
-        let buffer = b.get_mut().unwrap();
-        buffer.set_pts(pts);
-        buffer.set_duration(gst::ClockTime::from_nseconds(33_333_333));
-        src.push_buffer(b).unwrap();
-    }
-    src.end_of_stream().unwrap();
-    run_to_eos(&pipeline);
-}
-
-/// Writes one frame as a PNG image.
-fn write_png(frame: &RgbFrame, path: &Path) {
-    init();
-    let (w, h) = (frame.width, frame.height);
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},\
-         framerate=0/1 ! videoconvert ! pngenc snapshot=true ! filesink location={}",
-        path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    // GStreamer's RGB rows are padded to a multiple of 4 bytes.
-    let stride = (w * 3).div_ceil(4) * 4;
-    let mut data = vec![0u8; stride * h];
-    for (dst, src) in data
-        .chunks_exact_mut(stride)
-        .zip(frame.data.chunks_exact(w * 3))
-    {
-        dst[..w * 3].copy_from_slice(src);
-    }
-    let mut b = gst::Buffer::from_mut_slice(data);
-    b.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
-    src.push_buffer(b).unwrap();
-    src.end_of_stream().unwrap();
-    run_to_eos(&pipeline);
-}
-
-/// The first `seconds` of a WAV file, same format.
-fn cut_wav(src: &Path, seconds: f64, out: &Path) {
-    let mut reader = hound::WavReader::open(src).unwrap();
-    let spec = reader.spec();
-    let keep = (seconds * spec.sample_rate as f64) as usize * spec.channels as usize;
-    let mut writer = hound::WavWriter::create(out, spec).unwrap();
-    for s in reader.samples::<i16>().take(keep) {
-        writer.write_sample(s.unwrap()).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
-/// What a re-demux of the output MP4 shows.
-#[derive(Debug, Clone)]
-struct Probe {
-    video_frames: usize,
-    /// End of the last video frame (PTS + duration).
-    video_end: Option<gst::ClockTime>,
-    caps: Option<gst::Caps>,
-    audio_end: Option<gst::ClockTime>,
-}
-
-fn probe_mp4(path: &Path) -> Probe {
-    init();
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("uridecodebin")
-        .property(
-            "uri",
-            gst::glib::filename_to_uri(std::fs::canonicalize(path).unwrap(), None)
-                .unwrap()
-                .as_str(),
-        )
-        .build()
-        .unwrap();
-    pipeline.add(&src).unwrap();
-    let probe = Arc::new(Mutex::new(Probe {
-        video_frames: 0,
-        video_end: None,
-        caps: None,
-        audio_end: None,
-    }));
-    let bin = pipeline.clone();
-    let p = probe.clone();
-    src.connect_pad_added(move |_, pad| {
-        let caps = pad.current_caps().unwrap();
-        let video = caps.structure(0).unwrap().name().starts_with("video/");
-        let sink = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .build()
-            .unwrap();
-        bin.add(&sink).unwrap();
-        sink.sync_state_with_parent().unwrap();
-        let p = p.clone();
-        sink.static_pad("sink")
-            .unwrap()
-            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-                let Some(gst::PadProbeData::Buffer(b)) = &info.data else {
-                    return gst::PadProbeReturn::Ok;
-                };
-                let end = b.pts().map(|t| t + b.duration().unwrap_or_default());
-                let mut p = p.lock().unwrap();
-                if video {
-                    p.video_frames += 1;
-                    p.video_end = end.max(p.video_end);
-                    p.caps = pad.current_caps();
-                } else {
-                    p.audio_end = end.max(p.audio_end);
-                }
-                gst::PadProbeReturn::Ok
-            });
-        pad.link(&sink.static_pad("sink").unwrap()).unwrap();
-    });
-    run_to_eos(&pipeline);
-    probe.lock().unwrap().clone()
-}
-
 /// The output the engine computes directly: the timeline of spec §1.6 over the 25 fps template,
 /// the bank over all its frames, one `LandmarkEngine` window and one `FrameRenderer` call per
 /// rendered frame, frames 0 and 1 copies of frame 2. Returns `(plan, frames)`, RGB `h x w x 3`.
@@ -354,7 +89,7 @@ fn expected_output(face: &Path, samples: &[f32]) -> (Plan, Vec<Array3<u8>>) {
         .iter()
         .map(|f| f.pts.map_or(0, |t| t.nseconds()))
         .collect();
-    let picked = timeline::template_frames_25fps(&pts);
+    let picked = iplap::engine::template::template_frames_25fps(&pts);
     let template: Vec<&RgbFrame> = picked.iter().map(|&i| &decoded[i]).collect();
     let plan = Plan {
         template_frames: template.len(),
@@ -529,22 +264,13 @@ fn still_image_works() {
     };
     let dir = temp_dir("still");
     // 255 x 255 (the first frame without its last row and column): the odd size must still
-    // encode (H.264 4:2:0 drops the odd last row and column).
+    // encode (H.264 4:2:0 needs an even size: a black row and column are added).
     let face = dir.join("frame.png");
     let mut decoder = VideoDecoder::open(&video).unwrap();
     let first = decoder.next_frame().unwrap().unwrap();
     drop(decoder);
-    let (w, h) = (first.width - 1, first.height - 1);
-    let data = (0..h)
-        .flat_map(|y| first.data[y * first.width * 3..(y * first.width + w) * 3].to_vec())
-        .collect();
     write_png(
-        &RgbFrame {
-            pts: None,
-            width: w,
-            height: h,
-            data,
-        },
+        &resize_canvas(&first, first.width - 1, first.height - 1),
         &face,
     );
     let audio = dir.join("audio2-cut.wav");
@@ -558,7 +284,7 @@ fn still_image_works() {
     check_output(&out, &dump, &plan, &expected, 0.3);
     let caps = probe_mp4(&out).caps.unwrap();
     let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
-    assert_eq!((info.width(), info.height()), (254, 254));
+    assert_eq!((info.width(), info.height()), (256, 256));
 }
 
 #[test]
@@ -593,24 +319,6 @@ fn mp3_speech_works() {
         Some(gst::ClockTime::from_nseconds(l as u64 * FRAME_NS))
     );
     assert!(probe.audio_end.is_some(), "no audio track");
-}
-
-/// Runs `iplap sync` expecting failure; returns stderr. No output or temporary file may remain.
-fn sync_fails(face: &Path, audio: &Path, out: &Path, models: Option<&Path>) -> String {
-    let run = sync_command_with(face, audio, out, models.unwrap_or(package()), &[])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&run.stderr).into_owned();
-    eprintln!("{err}");
-    assert!(!run.status.success(), "iplap sync should fail");
-    assert!(!out.is_file(), "{} must not exist", out.display());
-    if let Some(dir) = out.parent().filter(|d| d.is_dir()) {
-        for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            assert!(!name.contains(".partial"), "left behind: {name}");
-        }
-    }
-    err
 }
 
 #[test]
@@ -715,25 +423,7 @@ fn ctrl_c_leaves_no_file() {
     .spawn()
     .unwrap();
     // Interrupt once frames are being written, i.e. while the MP4 is half done.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut started = false;
-    while Instant::now() < deadline {
-        if std::fs::read_dir(&dump).is_ok_and(|mut d| d.next().is_some()) {
-            started = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(started, "no frame written in time");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
+    let status = signal_when(&mut child, libc::SIGINT, || has_entries(&dump));
     assert_eq!(status.code(), Some(130), "exit status after Ctrl-C");
     assert!(!out.exists(), "no output after Ctrl-C");
     for e in std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()) {

@@ -127,3 +127,32 @@ fn unreadable_input_is_an_error() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("not-media.mp4"), "{err}");
 }
+
+#[test]
+fn audio_only_and_empty_inputs_fail_cleanly() {
+    let Some(mp3) = iplap::testdata::shared_path("media/abstract.mp3") else {
+        return;
+    };
+    if !face_models_ready() {
+        return;
+    }
+    let dir = temp_dir("novideo");
+    let empty = dir.join("empty.mp4");
+    std::fs::write(&empty, b"").unwrap();
+    for (input, says) in [(&mp3, "no video stream in"), (&empty, "empty")] {
+        // Criticals (a decoder pipeline disposed outside NULL) abort under fatal-criticals.
+        let run = Command::new(env!("CARGO_BIN_EXE_iplap"))
+            .args(["track", "-o"])
+            .arg(dir.join("out.json"))
+            .arg(input)
+            .env("G_DEBUG", "fatal-criticals")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        eprintln!("{err}");
+        assert_eq!(run.status.code(), Some(1), "{}: {err}", input.display());
+        assert!(!err.contains("CRITICAL"), "{err}");
+        let name = input.file_name().unwrap().to_string_lossy();
+        assert!(err.contains(says) && err.contains(name.as_ref()), "{err}");
+    }
+}

@@ -461,6 +461,7 @@ fn factory_metadata_pads_and_property_blurbs() {
         ("video_sink", gst::PadDirection::Sink),
         ("audio_sink", gst::PadDirection::Sink),
         ("src", gst::PadDirection::Src),
+        ("audio_src", gst::PadDirection::Src),
     ] {
         assert!(
             templates.iter().any(|(n, d)| n == name && *d == dir),
@@ -478,4 +479,9 @@ fn factory_metadata_pads_and_property_blurbs() {
     }
     // The element's own properties are listed too (not only the inherited ones).
     assert!(e.find_property("reference-location").is_some());
+    assert!(e.find_property("audio-stall-timeout").is_some());
+    assert!(
+        e.static_pad("audio_src").is_some(),
+        "audio_src is an always pad"
+    );
 }

@@ -2,7 +2,8 @@
 //! content landmarks `iplaplandmarks` predicts for frames of 129.mp4 + audio2 (16 kHz) equal what
 //! the engine pieces give when run directly as the official batch procedure (whole-template mel,
 //! chunks `max(0, floor(16 (p − 2) / 5))` for positions `p = f − 2 … f + 2`, `T_pose` from the
-//! frames' POSE sets, bank from all frames of the template), within 1e-4.
+//! frames' POSE sets, bank from the template's frames at 25 fps, as the official script selects
+//! it after `ffmpeg -r 25`), within 1e-4.
 
 mod common;
 
@@ -103,25 +104,23 @@ fn element_content_equals_the_official_batch_procedure() {
     .unwrap();
 
     // All frames of the template, tracked in static mode (as the element and the official
-    // script do), with their POSE sets.
+    // script do), with their POSE sets; the bank takes the 25 fps frames among them.
     let samples = decode(&video);
     assert!(samples.len() >= N, "129.mp4 has {} frames", samples.len());
     let config = SessionConfig::default();
     let mut tracker = FaceTracker::load(&face_models(), Mode::Static, &config).unwrap();
     let mut resizer = Resizer::new();
     let mut scratch = Image::new(1, 1, ChannelOrder::Bgr);
-    let mut records = Vec::new();
+    let mut records: Vec<Option<FrameRecord>> = Vec::new();
     let mut poses: Vec<Option<Vec<f32>>> = Vec::new();
     for s in &samples {
         with_image(s, |image| {
             let (w, h) = (image.width(), image.height());
             let face = tracker.process(image).unwrap();
+            records.push(face.as_ref().and_then(|face| {
+                FrameRecord::from_frame(image, &face.normalized, &mut resizer, &mut scratch).ok()
+            }));
             let pose = face.as_ref().and_then(|face| {
-                if let Ok(rec) =
-                    FrameRecord::from_frame(image, &face.normalized, &mut resizer, &mut scratch)
-                {
-                    records.push(rec);
-                }
                 let g = FaceGeometry::from_landmarks(&face.normalized, w, h).ok()?;
                 let sets = g.crop_box.normalised_sets(&face.normalized, w, h).ok()?;
                 Some(sets.pose.iter().flatten().map(|&v| v as f32).collect())
@@ -129,6 +128,17 @@ fn element_content_equals_the_official_batch_procedure() {
             poses.push(pose);
         });
     }
+    let pts: Vec<u64> = samples
+        .iter()
+        .map(|s| s.buffer().unwrap().pts().unwrap().nseconds())
+        .collect();
+    let picked = iplap::engine::template::template_frames_25fps(&pts);
+    assert_eq!(
+        picked.len(),
+        225,
+        "129.mp4: 270 frames at 30 fps -> 225 at 25 fps"
+    );
+    let records: Vec<FrameRecord> = picked.iter().filter_map(|&i| records[i].clone()).collect();
     let (bank, _) = build_bank(&records).unwrap();
     let (nl_pose, nl_content) = (bank.nl_pose(), bank.nl_content());
 

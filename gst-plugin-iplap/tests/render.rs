@@ -514,6 +514,8 @@ fn bad_models_or_device_fail_at_state_change() {
         for needle in needles {
             assert!(text.contains(needle), "{text:?} lacks {needle:?}");
         }
+        // The cause, then one hint (issue 13: a package error said "iplap convert" twice).
+        assert!(text.matches("iplap convert").count() <= 1, "{text:?}");
         pipeline.set_state(gst::State::Null).unwrap();
     }
 }

@@ -6,16 +6,20 @@
 use std::path::PathBuf;
 
 /// Reading a checkpoint failed.
+///
+/// Each message is whole: it includes its cause, so the cause is deliberately *not* also
+/// returned by [`std::error::Error::source`] — error reporters (`anyhow`'s `{:#}`) print the
+/// source chain after the message, and the cause would appear twice. [`Self::format_problem`]
+/// and the `error` field give the cause to code that needs it.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// The file could not be opened or read.
-    #[error("cannot read checkpoint `{}`: {source}", path.display())]
+    #[error("cannot read checkpoint `{}`: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file was read but its content is not what a checkpoint of the detected format holds.
     #[error("checkpoint `{}` is not a valid {expected}: {problem}", path.display())]
@@ -25,7 +29,6 @@ pub enum CheckpointError {
         /// What we were reading it as (e.g. "PyTorch zip checkpoint").
         expected: &'static str,
         /// What was wrong.
-        #[source]
         problem: FormatError,
     },
 }

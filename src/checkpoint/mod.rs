@@ -13,7 +13,8 @@
 //!   (ordered, tensors contiguous, floats as `f32`) with the file's SHA-256 in
 //!   [`StateDict::source`] for the model package manifest.
 //! * [`validate`] — checks a [`StateDict`] against [`Network::LandmarkGenerator`] or
-//!   [`Network::Renderer`] and lists every missing, unexpected and mis-shaped key in one error.
+//!   [`Network::Renderer`] and lists every missing, unexpected and mis-shaped key and every
+//!   tensor with NaN or infinite values in one error (and recognises the other network's file).
 //!
 //! ```no_run
 //! use iplap::checkpoint::{Network, load_checkpoint, validate};
@@ -46,8 +47,8 @@ pub use tensor::{
     TensorError,
 };
 pub use validate::{
-    Manifest, ManifestCheck, ManifestEntry, Network, ValidatedStateDict, ValidationError,
-    ValidationReport, validate,
+    Manifest, ManifestCheck, ManifestEntry, Network, NonFinite, ValidatedStateDict,
+    ValidationError, ValidationReport, validate,
 };
 
 impl CheckpointFormat {
@@ -116,9 +117,9 @@ pub fn detect_format(head: &[u8], len: u64) -> Result<CheckpointFormat, FormatEr
 /// entries are kept in [`StateDict::metadata`].
 pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<StateDict, CheckpointError> {
     let path = path.as_ref();
-    let io = |source| CheckpointError::Io {
+    let io = |error| CheckpointError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();

@@ -15,6 +15,11 @@
 //!   (landmark generator only): the heads' earlier names, accepted so that checkpoints saved by
 //!   older revisions of the code load (spec §5.3 notes the released file uses the new names).
 //!
+//! Also refused, in the same error: float tensors holding NaN or ±inf (a diverged or damaged
+//! training run; converted, they would render garbage without a word). When most keys belong to
+//! the *other* network, the error says so instead of listing them all ([`ValidationError::looks_like`]),
+//! because a swapped pair of checkpoints is the likeliest cause.
+//!
 //! Tolerated without complaint:
 //! * `perceptual.*` (renderer only): the 32 VGG19 tensors of the training-time perceptual loss
 //!   (spec app. B, "VGG19 loss only"). Present or absent, they are dropped.
@@ -45,6 +50,14 @@ impl Network {
         match self {
             Network::LandmarkGenerator => "landmark generator",
             Network::Renderer => "renderer",
+        }
+    }
+
+    /// The other network of IP_LAP (the one whose checkpoint is easily passed by mistake).
+    pub fn other(self) -> Network {
+        match self {
+            Network::LandmarkGenerator => Network::Renderer,
+            Network::Renderer => Network::LandmarkGenerator,
         }
     }
 
@@ -221,7 +234,79 @@ pub struct ValidationError {
     /// Stored keys that collide with another after normalisation (`module.x` and `x`, or an old
     /// and a new head name).
     pub duplicates: Vec<String>,
+    /// Float tensors with NaN or infinite values, in `state_dict` order.
+    pub non_finite: Vec<NonFinite>,
+    /// Set when most stored keys are the other network's: the checkpoint is that network's.
+    pub looks_like: Option<Network>,
 }
+
+/// A float tensor holding NaN or infinite values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonFinite {
+    /// The key as stored in the checkpoint.
+    pub key: String,
+    /// NaN values.
+    pub nan: usize,
+    /// `+inf` values.
+    pub pos_inf: usize,
+    /// `-inf` values.
+    pub neg_inf: usize,
+    /// Values in the tensor.
+    pub total: usize,
+    /// Row-major index of the first non-finite value.
+    pub first_index: usize,
+}
+
+impl NonFinite {
+    /// `None` when every value is finite (the common case, one pass).
+    fn scan(key: &str, values: &[f32]) -> Option<NonFinite> {
+        let first_index = values.iter().position(|v| !v.is_finite())?;
+        let mut found = NonFinite {
+            key: key.to_string(),
+            nan: 0,
+            pos_inf: 0,
+            neg_inf: 0,
+            total: values.len(),
+            first_index,
+        };
+        for &v in &values[first_index..] {
+            if v.is_nan() {
+                found.nan += 1;
+            } else if v == f32::INFINITY {
+                found.pos_inf += 1;
+            } else if v == f32::NEG_INFINITY {
+                found.neg_inf += 1;
+            }
+        }
+        Some(found)
+    }
+}
+
+impl fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let counts: Vec<String> = [
+            (self.nan, "NaN"),
+            (self.pos_inf, "+inf"),
+            (self.neg_inf, "-inf"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        write!(
+            f,
+            "{}: {} of {} values, the first at index {}",
+            self.key,
+            counts.join(", "),
+            self.total,
+            self.first_index
+        )
+    }
+}
+
+/// Problem lines [`ValidationError`] prints; the fields keep them all. A swapped or truncated
+/// checkpoint has hundreds, and a screenful of keys hides the one line that says what is wrong.
+const MAX_LISTED: usize = 10;
 
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -229,31 +314,50 @@ impl fmt::Display for ValidationError {
             Some(p) => write!(f, "checkpoint `{}`", p.display())?,
             None => write!(f, "state dict")?,
         }
-        write!(
-            f,
-            " does not match the {} architecture: {} missing, {} unexpected, {} mis-shaped, \
-             {} of the wrong dtype, {} duplicate key(s)",
-            self.network,
-            self.missing.len(),
-            self.unexpected.len(),
-            self.misshaped.len(),
-            self.wrong_dtype.len(),
-            self.duplicates.len()
-        )?;
-        for k in &self.missing {
-            write!(f, "\n  missing: {k}")?;
+        write!(f, " is not a usable {} checkpoint: ", self.network)?;
+        if let Some(other) = self.looks_like {
+            return write!(
+                f,
+                "it holds the {other}'s weights, not the {}'s",
+                self.network
+            );
         }
-        for k in &self.unexpected {
-            write!(f, "\n  unexpected: {k}")?;
+        let counts: Vec<String> = [
+            (self.missing.len(), "missing key(s)"),
+            (self.unexpected.len(), "unexpected key(s)"),
+            (self.misshaped.len(), "mis-shaped tensor(s)"),
+            (self.wrong_dtype.len(), "tensor(s) of the wrong dtype"),
+            (self.duplicates.len(), "duplicate key(s)"),
+            (
+                self.non_finite.len(),
+                "tensor(s) with NaN or infinite values",
+            ),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        f.write_str(&counts.join(", "))?;
+        let mut lines: Vec<String> = Vec::new();
+        lines.extend(self.missing.iter().map(|k| format!("missing: {k}")));
+        lines.extend(self.unexpected.iter().map(|k| format!("unexpected: {k}")));
+        lines.extend(
+            self.misshaped
+                .iter()
+                .map(|(k, want, got)| format!("mis-shaped: {k}: expected {want:?}, found {got:?}")),
+        );
+        lines.extend(
+            self.wrong_dtype
+                .iter()
+                .map(|(k, want, got)| format!("wrong dtype: {k}: expected {want}, found {got}")),
+        );
+        lines.extend(self.duplicates.iter().map(|k| format!("duplicate: {k}")));
+        lines.extend(self.non_finite.iter().map(|n| format!("non-finite: {n}")));
+        for line in lines.iter().take(MAX_LISTED) {
+            write!(f, "\n  {line}")?;
         }
-        for (k, want, got) in &self.misshaped {
-            write!(f, "\n  mis-shaped: {k}: expected {want:?}, found {got:?}")?;
-        }
-        for (k, want, got) in &self.wrong_dtype {
-            write!(f, "\n  wrong dtype: {k}: expected {want}, found {got}")?;
-        }
-        for k in &self.duplicates {
-            write!(f, "\n  duplicate: {k}")?;
+        if lines.len() > MAX_LISTED {
+            write!(f, "\n  ... and {} more", lines.len() - MAX_LISTED)?;
         }
         Ok(())
     }
@@ -263,7 +367,7 @@ impl std::error::Error for ValidationError {}
 
 /// Checks `sd` against `network`'s architecture (spec app. A/B) and returns the tensors the
 /// network needs under their canonical names, or one error listing every missing, unexpected,
-/// mis-shaped, mis-typed and duplicate key.
+/// mis-shaped, mis-typed and duplicate key and every tensor with NaN or infinite values.
 // The error is large because it carries every problem at once; it is built once per model load,
 // so boxing it would only make the public fields harder to reach.
 #[allow(clippy::result_large_err)]
@@ -277,6 +381,8 @@ pub fn validate(sd: &StateDict, network: Network) -> Result<ValidatedStateDict, 
         misshaped: Vec::new(),
         wrong_dtype: Vec::new(),
         duplicates: Vec::new(),
+        non_finite: Vec::new(),
+        looks_like: None,
     };
     let mut report = ValidationReport::default();
 
@@ -325,6 +431,10 @@ pub fn validate(sd: &StateDict, network: Network) -> Result<ValidatedStateDict, 
                 .push((e.name.clone(), e.dtype.clone(), tensor.dtype()));
             continue;
         }
+        if let Some(found) = tensor.as_f32().and_then(|v| NonFinite::scan(key, v)) {
+            err.non_finite.push(found);
+            continue;
+        }
         tensors.push((e.name.clone(), (*tensor).clone()));
     }
     for (key, _) in sd.iter() {
@@ -347,8 +457,11 @@ pub fn validate(sd: &StateDict, network: Network) -> Result<ValidatedStateDict, 
         && err.unexpected.is_empty()
         && err.misshaped.is_empty()
         && err.wrong_dtype.is_empty()
-        && err.duplicates.is_empty())
+        && err.duplicates.is_empty()
+        && err.non_finite.is_empty())
     {
+        let used = by_name.values().filter(|(_, _, used)| *used).count();
+        err.looks_like = other_network(sd, network, used);
         return Err(err);
     }
     let index = tensors
@@ -363,6 +476,23 @@ pub fn validate(sd: &StateDict, network: Network) -> Result<ValidatedStateDict, 
         source: sd.source().cloned(),
         report,
     })
+}
+
+/// `network`'s other network when most of `sd`'s keys are its (and more than the `used` keys
+/// that matched `network`): the two checkpoints were swapped.
+fn other_network(sd: &StateDict, network: Network, used: usize) -> Option<Network> {
+    let other = network.other();
+    let names: std::collections::HashSet<&str> = other
+        .manifest()
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let hits = sd
+        .keys()
+        .filter(|k| names.contains(canonical(k, other).0.as_str()))
+        .count();
+    (hits * 2 > sd.len() && hits > used).then_some(other)
 }
 
 #[cfg(test)]

@@ -381,7 +381,14 @@ impl LandmarkEngine {
     /// Mel time of a video timestamp (ns since the first audio sample), once audio has started
     /// (or ended without any, then the first video frame is time 0).
     fn mel_time(&self, pts_ns: u64) -> Option<i64> {
-        let t0 = self.audio.origin()?;
+        // Audio that ended before any video reached the engine (or never had a sample) set no
+        // origin: the first video frame is then mel time 0 and everything is silence.
+        let t0 = self.audio.origin().or_else(|| {
+            self.audio
+                .is_finished()
+                .then_some(self.first_video_pts)
+                .flatten()
+        })?;
         Some(to_i64(pts_ns).saturating_sub(to_i64(t0)))
     }
 

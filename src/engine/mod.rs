@@ -5,8 +5,10 @@
 pub mod bank;
 pub mod bank_build;
 pub mod bank_io;
+pub mod bank_template;
 pub mod landmarks;
 pub mod render;
 pub mod select;
+pub mod template;
 pub mod timeline;
 pub mod window;

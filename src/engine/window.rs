@@ -17,7 +17,7 @@ use crate::face::indices::POSE;
 /// Window length (`T`, spec §1.1).
 pub const WINDOW: usize = 5;
 /// Spacing of the window positions: one frame at the official 25 fps.
-pub const POSITION_SPACING_NS: i64 = 40_000_000;
+pub const POSITION_SPACING_NS: i64 = super::template::FRAME_NS as i64;
 /// How far the window reaches either side of its centre (two positions).
 pub const WINDOW_REACH_NS: i64 = 2 * POSITION_SPACING_NS;
 /// Audio look-ahead of a frame: its last chunk starts at mel frame `c = floor(80 t)` and needs mel

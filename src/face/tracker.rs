@@ -46,9 +46,14 @@ pub struct Face {
 /// Errors from the tracker.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
-    /// A converted model file is missing.
+    /// A converted model file is missing. The message names the command of the installed
+    /// `iplap` binary that writes it into that folder (no source checkout needed).
     #[error(
-        "face model {0} not found: run `cargo run --release --example prepare_face_models -- <mediapipe-0.10.21 wheel>` (scripts/setup.sh does)"
+        "face model {} not found: convert MediaPipe's face models with `iplap \
+         prepare-face-models <mediapipe-0.10.21 wheel> --out {}` (the wheel: `pip download \
+         --no-deps mediapipe==0.10.21`; scripts/setup.sh does both)",
+        .0.display(),
+        .0.parent().unwrap_or(Path::new(".")).display()
     )]
     MissingModel(PathBuf),
     /// ONNX Runtime failed.
@@ -146,5 +151,27 @@ impl FaceTracker {
             detection_score,
             roi,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_model_names_the_command_that_makes_it() {
+        let dir = std::env::temp_dir().join("iplap-tracker-no-face-models");
+        let Err(err) = FaceTracker::load(&dir, Mode::Static, &SessionConfig::default()) else {
+            panic!("loaded face models from a folder that does not exist");
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "`iplap prepare-face-models <mediapipe-0.10.21 wheel> --out {}`",
+                dir.display()
+            )) && msg.contains("scripts/setup.sh"),
+            "{msg}"
+        );
+        assert!(!msg.contains("cargo run"), "{msg}");
     }
 }

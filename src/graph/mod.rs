@@ -59,12 +59,13 @@ pub enum GraphError {
         #[source]
         source: std::io::Error,
     },
-    /// A model package is missing, incomplete, corrupted or of another version.
-    #[error("model package {path}: {message}")]
+    /// A model package is missing, incomplete, corrupted or of another version. The message is
+    /// the cause, then [`package::CONVERT_HINT`] once.
+    #[error("model package {path}: {message}; {hint}", hint = package::CONVERT_HINT)]
     Package {
         /// The package folder or the file inside it.
         path: PathBuf,
-        /// What is wrong and what to run.
+        /// What is wrong (one line, no hint: callers with a better one can print their own).
         message: String,
     },
 }

@@ -1,6 +1,7 @@
 //! The model package: a folder with one `.onnx` file per stage and a `manifest.json` recording
 //! the format version, opset, each file's sha256, each stage's I/O contract and the sha256 of
 //! the checkpoints it was converted from. Written by `iplap convert`, read by the elements.
+//! Opening checks the manifest against the code and against the graphs ([`check`]).
 //!
 //! Stages are registered in [`STAGES`]; the renderer's stages (spec §7.3: reference encoder,
 //! sketch modulation, per-reference flow head, translation network) are added there as more
@@ -11,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+mod check;
 
 use super::GraphError;
 use super::landmark_generator::{self, LandmarkGraphOptions};
@@ -26,7 +29,9 @@ pub const PACKAGE_FORMAT: &str = "iplap-model-package";
 /// Version of the package layout; bumped when a reader can no longer use older packages.
 pub const PACKAGE_VERSION: u32 = 1;
 
-const CONVERT_HINT: &str = "run `iplap convert` to (re)create the model package";
+/// What to do about any package error; [`GraphError::Package`]'s message adds it once, after
+/// the cause.
+pub const CONVERT_HINT: &str = "run `iplap convert` to (re)create it";
 
 /// How to build one stage: its name, which network's weights it needs and its file.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +44,9 @@ pub struct StageDef {
     pub file: &'static str,
     /// Emits the stage's graph from that network's weights.
     pub build: fn(&dyn WeightSource) -> Result<OnnxModel, GraphError>,
+    /// The graph's I/O contract (inputs, outputs): what `build` declares and the runtime feeds.
+    /// [`ModelPackage::open`] holds the manifest to it.
+    pub contract: fn() -> (Vec<TensorSpec>, Vec<TensorSpec>),
 }
 
 fn build_landmark_generator(w: &dyn WeightSource) -> Result<OnnxModel, GraphError> {
@@ -51,6 +59,7 @@ pub const LANDMARK_GENERATOR_STAGE: StageDef = StageDef {
     network: "landmark_generator",
     file: "landmark_generator.onnx",
     build: build_landmark_generator,
+    contract: || landmark_generator::contract(LandmarkGraphOptions::default()),
 };
 
 /// The landmark generator's streaming split (spec §7.2), in [`LandmarkStage::ALL`] order; the
@@ -61,24 +70,28 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         network: "landmark_generator",
         file: "landmark_mel_encoder.onnx",
         build: |src| landmark_stages::build_stage(src, LandmarkStage::MelEncoder),
+        contract: || LandmarkStage::MelEncoder.contract(),
     },
     StageDef {
         name: "landmark_pose_encoder",
         network: "landmark_generator",
         file: "landmark_pose_encoder.onnx",
         build: |src| landmark_stages::build_stage(src, LandmarkStage::PoseEncoder),
+        contract: || LandmarkStage::PoseEncoder.contract(),
     },
     StageDef {
         name: "landmark_ref_encoder",
         network: "landmark_generator",
         file: "landmark_ref_encoder.onnx",
         build: |src| landmark_stages::build_stage(src, LandmarkStage::RefEncoder),
+        contract: || LandmarkStage::RefEncoder.contract(),
     },
     StageDef {
         name: "landmark_fusion",
         network: "landmark_generator",
         file: "landmark_fusion.onnx",
         build: |src| landmark_stages::build_stage(src, LandmarkStage::Fusion),
+        contract: || LandmarkStage::Fusion.contract(),
     },
 ];
 
@@ -216,7 +229,7 @@ pub fn write_package(
         format_version: PACKAGE_VERSION,
         opset: OPSET,
         ir_version: IR_VERSION,
-        producer: format!("iplap {}", env!("CARGO_PKG_VERSION")),
+        producer: format!("{} {}", check::PRODUCER_NAME, env!("CARGO_PKG_VERSION")),
         sources: sources.to_vec(),
         stages,
         unused_weights,
@@ -236,12 +249,14 @@ pub struct ModelPackage {
 }
 
 impl ModelPackage {
-    /// Opens `dir`, reads the manifest and checks the format version and every file's sha256.
-    /// Errors name the folder or file and say to re-run `iplap convert`.
+    /// Opens `dir`, reads the manifest and checks it: format version, opset, IR version and
+    /// producer; every known stage's network and I/O contract against this code; every file's
+    /// sha256, and its declared opset, IR version, producer, inputs and outputs against the
+    /// manifest. Errors name the file and the field, then say to re-run `iplap convert`.
     pub fn open(dir: &Path) -> Result<Self, GraphError> {
         let err = |path: &Path, message: String| GraphError::Package {
             path: path.to_owned(),
-            message: format!("{message}; {CONVERT_HINT}"),
+            message,
         };
         if !dir.is_dir() {
             return Err(err(dir, "folder does not exist".into()));
@@ -260,6 +275,7 @@ impl ModelPackage {
                 ),
             ));
         }
+        check::check_manifest(&manifest).map_err(|message| err(&mpath, message))?;
         for stage in &manifest.stages {
             if stage.file.contains(['/', '\\']) || stage.file.starts_with('.') {
                 return Err(err(
@@ -287,6 +303,7 @@ impl ModelPackage {
                     ),
                 ));
             }
+            check::check_graph(&manifest, stage, &bytes).map_err(|message| err(&mpath, message))?;
         }
         Ok(ModelPackage {
             dir: dir.to_owned(),
@@ -310,11 +327,16 @@ impl ModelPackage {
             .stages
             .iter()
             .find(|s| s.name == name)
-            .ok_or_else(|| GraphError::Package {
-                path: self.dir.clone(),
-                message: format!(
-                    "has no stage `{name}`; {CONVERT_HINT} with the missing checkpoint"
-                ),
+            .ok_or_else(|| {
+                let needs = STAGES
+                    .iter()
+                    .find(|d| d.name == name)
+                    .map(|d| format!(", which needs the {} checkpoint", d.network))
+                    .unwrap_or_default();
+                GraphError::Package {
+                    path: self.dir.clone(),
+                    message: format!("has no stage `{name}`{needs}"),
+                }
             })
     }
 

@@ -1,26 +1,29 @@
 //! Where `libonnxruntime.so` is found, in priority order:
 //!
 //! 1. `ORT_DYLIB_PATH` (the `ort` crate's own variable): always wins when set.
-//! 2. `libonnxruntime.so` next to the running executable or in its `lib/` sibling (installed layouts).
-//! 3. The link `scripts/setup.sh` makes in this checkout: `<workspace>/.venv/ort/libonnxruntime.so`.
+//! 2. `libonnxruntime.so` next to the code that runs — the plugin library when GStreamer loaded
+//!    it (not `gst-launch-1.0`), else the executable — or in its `lib/` sibling.
+//! 3. The data folders and, for a development build, the checkout's `.venv/ort/` link that
+//!    `scripts/setup.sh` makes ([`crate::data_files`], file `onnxruntime/libonnxruntime.so`).
 //! 4. The dynamic loader's own search (`LD_LIBRARY_PATH`, system folders) by bare name.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::RuntimeError;
+use crate::data_files::{DataFile, Origin, SearchContext};
 
 /// The file name setup links and the loader searches for.
 pub const LIBRARY_NAME: &str = "libonnxruntime.so";
 
 /// How the library was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LibrarySource {
     /// `ORT_DYLIB_PATH`.
     Environment,
-    /// Next to the running executable.
-    Executable,
-    /// The link made by `scripts/setup.sh` in this checkout.
-    Setup,
+    /// Next to the plugin library or the executable.
+    BesideModule,
+    /// A data folder or the checkout ([`crate::data_files`]).
+    DataFolder(Origin),
     /// Left to the dynamic loader's search path.
     LoaderPath,
 }
@@ -32,59 +35,54 @@ pub struct LocatedLibrary {
     pub source: LibrarySource,
 }
 
-/// The link `scripts/setup.sh` creates, baked in at build time so no variable is needed.
-pub fn setup_link() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(".venv")
-        .join("ort")
-        .join(LIBRARY_NAME)
-}
-
 /// Finds the ONNX Runtime shared library (see the module doc for the order).
 pub fn locate_library() -> Result<LocatedLibrary, RuntimeError> {
-    locate_with(
-        std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from),
-        std::env::current_exe().ok(),
-        setup_link(),
-    )
+    locate_with(&SearchContext::current())
 }
 
-fn locate_with(
-    env: Option<PathBuf>,
-    exe: Option<PathBuf>,
-    setup: PathBuf,
-) -> Result<LocatedLibrary, RuntimeError> {
-    let mut searched = Vec::new();
-    if let Some(path) = env.filter(|p| !p.as_os_str().is_empty()) {
+fn locate_with(ctx: &SearchContext) -> Result<LocatedLibrary, RuntimeError> {
+    let file = DataFile::OnnxRuntime;
+    let env_set = ctx
+        .env
+        .iter()
+        .any(|(n, v)| *n == file.env_var() && !v.is_empty());
+    if env_set {
         // An explicit override that points nowhere is a mistake to report, not to paper over.
-        if path.is_file() {
-            return Ok(LocatedLibrary {
-                path,
+        return match ctx.locate(file) {
+            Ok(found) => Ok(LocatedLibrary {
+                path: found.path,
                 source: LibrarySource::Environment,
-            });
-        }
-        return Err(RuntimeError::LibraryNotFound {
-            searched: format!("ORT_DYLIB_PATH={} (no such file)", path.display()),
-        });
+            }),
+            Err(e) => Err(RuntimeError::LibraryNotFound {
+                searched: e.to_string(),
+            }),
+        };
     }
-    if let Some(dir) = exe.as_deref().and_then(Path::parent) {
+    let mut searched = Vec::new();
+    if let Some(dir) = ctx.module.as_deref().and_then(|m| m.parent()) {
         for candidate in [dir.join(LIBRARY_NAME), dir.join("lib").join(LIBRARY_NAME)] {
             if candidate.is_file() {
                 return Ok(LocatedLibrary {
                     path: candidate,
-                    source: LibrarySource::Executable,
+                    source: LibrarySource::BesideModule,
                 });
             }
             searched.push(candidate.display().to_string());
         }
     }
-    if setup.is_file() {
-        return Ok(LocatedLibrary {
-            path: setup,
-            source: LibrarySource::Setup,
-        });
+    match ctx.locate(file) {
+        Ok(found) => {
+            return Ok(LocatedLibrary {
+                path: found.path,
+                source: LibrarySource::DataFolder(found.origin),
+            });
+        }
+        Err(e) => searched.extend(
+            e.tried
+                .iter()
+                .map(|(o, p)| format!("{} ({o})", p.display())),
+        ),
     }
-    searched.push(setup.display().to_string());
     if let Some(path) = search_loader_path() {
         return Ok(LocatedLibrary {
             path,
@@ -110,6 +108,8 @@ fn search_loader_path() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn touch(dir: &Path, name: &str) -> PathBuf {
@@ -126,17 +126,25 @@ mod tests {
         d
     }
 
+    /// A context with nothing from the real machine in it.
+    fn context(d: &Path, module: &str) -> SearchContext {
+        SearchContext {
+            env: vec![("XDG_DATA_DIRS", d.join("sys").into_os_string())],
+            home: Some(d.join("home")),
+            module: Some(d.join(module)),
+            checkout: d.join("checkout"),
+        }
+    }
+
     #[test]
     fn environment_wins() {
         let d = tmpdir("env");
         let env = touch(&d, "custom.so");
-        let exe_lib = touch(&d, "bin/libonnxruntime.so");
-        let got = locate_with(
-            Some(env.clone()),
-            Some(exe_lib.with_file_name("iplap")),
-            d.join("x"),
-        )
-        .unwrap();
+        touch(&d, "bin/libonnxruntime.so");
+        let mut ctx = context(&d, "bin/iplap");
+        ctx.env
+            .push(("ORT_DYLIB_PATH", env.clone().into_os_string()));
+        let got = locate_with(&ctx).unwrap();
         assert_eq!(
             got,
             LocatedLibrary {
@@ -149,24 +157,44 @@ mod tests {
     #[test]
     fn missing_environment_file_is_an_error() {
         let d = tmpdir("envmissing");
-        let err = locate_with(Some(d.join("nope.so")), None, touch(&d, "setup.so")).unwrap_err();
+        let mut ctx = context(&d, "bin/iplap");
+        ctx.env
+            .push(("ORT_DYLIB_PATH", d.join("nope.so").into_os_string()));
+        let err = locate_with(&ctx).unwrap_err();
         assert!(err.to_string().contains("ORT_DYLIB_PATH"), "{err}");
     }
 
     #[test]
-    fn executable_then_setup() {
+    fn beside_the_plugin_then_the_data_folder_then_the_checkout() {
         let d = tmpdir("order");
-        let setup = touch(&d, "venv/libonnxruntime.so");
-        let exe = d.join("bin/iplap");
-        let got = locate_with(None, Some(exe.clone()), setup.clone()).unwrap();
-        assert_eq!(got.source, LibrarySource::Setup);
-        let beside = touch(&d, "bin/lib/libonnxruntime.so");
-        let got = locate_with(None, Some(exe), setup).unwrap();
+        let plugin = "prefix/lib/gstreamer-1.0/libgstiplap.so";
+        // A development build inside the checkout finds setup's link.
+        let mut ctx = context(&d, "checkout/target/release/libgstiplap.so");
+        let link = touch(&d, "checkout/.venv/ort/libonnxruntime.so");
         assert_eq!(
-            got,
+            locate_with(&ctx).unwrap(),
+            LocatedLibrary {
+                path: link,
+                source: LibrarySource::DataFolder(Origin::Checkout)
+            }
+        );
+        // An installed plugin finds the copy in its prefix's data folder…
+        ctx.module = Some(d.join(plugin));
+        let data = touch(&d, "prefix/share/iplap/onnxruntime/libonnxruntime.so");
+        assert_eq!(
+            locate_with(&ctx).unwrap(),
+            LocatedLibrary {
+                path: data,
+                source: LibrarySource::DataFolder(Origin::InstallPrefix)
+            }
+        );
+        // …and a library right beside the plugin first (not beside gst-launch-1.0).
+        let beside = touch(&d, "prefix/lib/gstreamer-1.0/libonnxruntime.so");
+        assert_eq!(
+            locate_with(&ctx).unwrap(),
             LocatedLibrary {
                 path: beside,
-                source: LibrarySource::Executable
+                source: LibrarySource::BesideModule
             }
         );
     }
@@ -177,10 +205,11 @@ mod tests {
         if search_loader_path().is_some() {
             return; // a system-wide install would be found; nothing to check here
         }
-        let err = locate_with(None, Some(d.join("bin/iplap")), d.join("missing.so")).unwrap_err();
+        let err = locate_with(&context(&d, "bin/iplap")).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("scripts/setup.sh") && msg.contains("missing.so"),
+            msg.contains("scripts/setup.sh")
+                && msg.contains("home/.local/share/iplap/onnxruntime/libonnxruntime.so"),
             "{msg}"
         );
     }

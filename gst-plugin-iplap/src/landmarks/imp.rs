@@ -8,12 +8,18 @@
 //!
 //! Pads: `video_sink` (packed RGB-family video; put `videoconvert` in front for anything else),
 //! `audio_sink` (16 kHz mono F32LE/S16LE; put `audioconvert ! audioresample` in front), `src`
-//! (the video, same caps).
+//! (the video, same caps) and `audio_src` (the audio it consumed, same caps, forwarded in step
+//! with the video; link it to the muxer or audio sink instead of splitting the audio with a `tee`
+//! in front of `audio_sink`, which deadlocks behind encoders that hold frames back, see
+//! `audio_out`). `audio_src` may stay unlinked.
+//!
+//! Starvation: when video waits for audio and none has arrived for `audio-stall-timeout`
+//! milliseconds, a warning says that the audio branch upstream is blocked and how to fix it.
 //!
 //! Reference bank (spec §1.5): `reference-bank` (a saved bank) wins over `reference-location`
-//! (a video or image file, all frames, the official selection), which wins over enrolment from
-//! the stream's first `enroll-duration` seconds. Until the bank is ready, face frames carry
-//! "enrolling" meta.
+//! (a video or image file converted to 25 fps, then the official selection over those frames: the
+//! bank `iplap sync` makes from the same file), which wins over enrolment from the stream's first
+//! `enroll-duration` seconds. Until the bank is ready, face frames carry "enrolling" meta.
 //!
 //! Latency: a frame leaves once the audio up to its last mel chunk (212.5 ms after it) and the
 //! frame 80 ms after it have arrived, so the element reports `max(212.5 ms, 80 ms + one frame)`
@@ -23,6 +29,7 @@
 //! ```text
 //! gst-launch-1.0 filesrc location=129.mp4 ! decodebin name=d \
 //!   d. ! videoconvert ! iplaplandmarks name=l models=pkg/ ! videoconvert ! autovideosink \
+//!   l.audio_src ! audioconvert ! autoaudiosink \
 //!   d. ! audioconvert ! audioresample ! l.audio_sink
 //! ```
 //!
@@ -38,7 +45,9 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::audio_out::{AudioOut, TaskStep};
 use super::settings::{Settings, param_specs};
+use super::stall::StallWatch;
 use super::stream::{AUDIO_RATE, State};
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -56,6 +65,10 @@ pub struct IplapLandmarks {
     state: Mutex<Option<State>>,
     /// Whether the first video buffer since `start` was seen (the unlinked-audio check).
     video_seen: AtomicBool,
+    /// The `audio_src` pad's forwarding queue (it owns the pad).
+    audio_out: AudioOut,
+    /// Watches for video waiting on audio that does not come (runs between start and stop).
+    stall: Mutex<Option<StallWatch>>,
 }
 
 impl IplapLandmarks {
@@ -64,12 +77,16 @@ impl IplapLandmarks {
         gst::ClockTime::from_nseconds(engine_ns) + gst::ClockTime::from_mseconds(budget)
     }
 
+    /// The latency the element reports now (None before `start`).
+    fn current_latency(&self) -> Option<gst::ClockTime> {
+        let engine_ns = self.state.lock().unwrap().as_ref()?.reported_latency;
+        Some(self.latency(engine_ns))
+    }
+
     fn update_latency(&self) {
-        let engine_ns = match &*self.state.lock().unwrap() {
-            Some(s) => s.reported_latency,
-            None => return,
+        let Some(latency) = self.current_latency() else {
+            return;
         };
-        let latency = self.latency(engine_ns);
         gst::debug!(CAT, imp = self, "Latency {latency}");
         self.obj().set_latency(latency, gst::ClockTime::NONE);
     }
@@ -96,6 +113,131 @@ impl IplapLandmarks {
     }
 }
 
+impl IplapLandmarks {
+    /// Video waits for audio that does not come: a video buffer is queued, `audio_sink` is
+    /// linked and holds nothing and has not ended. A live element counts only while PLAYING (a
+    /// paused live source sends nothing, rightly).
+    pub(super) fn audio_starved(&self) -> bool {
+        let obj = self.obj();
+        if obj.latency().is_some() && obj.current_state() != gst::State::Playing {
+            return false;
+        }
+        self.video_pad.has_buffer()
+            && !self.video_pad.is_eos()
+            && self.audio_pad.is_linked()
+            && !self.audio_pad.has_buffer()
+            && !self.audio_pad.is_eos()
+    }
+
+    pub(super) fn warn_audio_stall(&self, waited: Duration) {
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Failed,
+            (
+                "no audio reached audio_sink for {:.1} s while video waits for it: the audio branch upstream is blocked. If the audio is split with a tee to also feed a muxer or sink, take that audio from iplaplandmarks' audio_src pad instead (no tee), or give the tee's other queue max-size-time=0 max-size-buffers=0 max-size-bytes=0",
+                waited.as_secs_f64()
+            )
+        );
+    }
+
+    /// `audio_src` follows `audio_sink`: flushes at once, serialized events in stream order
+    /// (caps once accepted, see `sink_event`; GAP events come back as GAP buffers).
+    fn mirror_audio_event(&self, event: &gst::Event) {
+        let pad = self.audio_out.pad();
+        match event.view() {
+            gst::EventView::FlushStart(_) => {
+                self.audio_out.set_flushing();
+                let _ = pad.push_event(event.clone());
+                let _ = pad.pause_task();
+            }
+            gst::EventView::FlushStop(_) => {
+                self.audio_out.start();
+                let _ = pad.push_event(event.clone());
+                self.start_audio_task(pad);
+            }
+            gst::EventView::Caps(_) | gst::EventView::Gap(_) => {}
+            _ if event.is_serialized() => self.audio_out.hold_event(event.clone()),
+            _ => {}
+        }
+    }
+
+    fn activate_audio_src(&self, pad: &gst::Pad, active: bool) -> Result<(), gst::LoggableError> {
+        if active {
+            self.audio_out.start();
+            self.start_audio_task(pad);
+        } else {
+            self.audio_out.set_flushing();
+            pad.stop_task()
+                .map_err(|e| gst::loggable_error!(CAT, "cannot stop the audio_src task: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn start_audio_task(&self, pad: &gst::Pad) {
+        let weak = self.obj().downgrade();
+        let result = pad.start_task(move || {
+            let Some(obj) = weak.upgrade() else { return };
+            let imp = obj.imp();
+            match imp.audio_out.task_step() {
+                TaskStep::Continue => {}
+                TaskStep::Pause => {
+                    let _ = imp.audio_out.pad().pause_task();
+                }
+                TaskStep::Error(e) => {
+                    gst::element_imp_error!(
+                        imp,
+                        gst::StreamError::Failed,
+                        ("audio_src: downstream of the forwarded audio failed: {e:?}")
+                    );
+                    let _ = imp.audio_out.pad().pause_task();
+                }
+            }
+        });
+        if let Err(e) = result {
+            gst::error!(CAT, imp = self, "Cannot start the audio_src task: {e}");
+        }
+    }
+
+    /// Upstream events on `audio_src`: a seek goes where the video's seeks go (the aggregator
+    /// drops the copy with the same seqnum that arrives through `src`); the rest concern only
+    /// this branch and are answered here.
+    fn audio_src_event(&self, _pad: &gst::Pad, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Seek(_) => self.obj().static_pad("src").is_some_and(|src| {
+                // The src pad's own event function (the aggregator's seek handling).
+                src.send_event(event)
+            }),
+            _ => true,
+        }
+    }
+
+    /// Queries on `audio_src`: caps are those of `audio_sink`; latency, position, duration and
+    /// the rest are the element's, answered by its `src` pad.
+    fn audio_src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Caps(q) => {
+                let caps = self
+                    .audio_pad
+                    .current_caps()
+                    .unwrap_or_else(|| pad.pad_template_caps());
+                let caps = match q.filter() {
+                    Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+                    None => caps,
+                };
+                q.set_result(&caps);
+                true
+            }
+            gst::QueryViewMut::AcceptCaps(_) | gst::QueryViewMut::Allocation(_) => {
+                gst::Pad::query_default(pad, Some(&*self.obj()), query)
+            }
+            _ => self
+                .obj()
+                .static_pad("src")
+                .is_some_and(|src| src.query(query)),
+        }
+    }
+}
+
 fn time_segment(pad: &gst_base::AggregatorPad) -> Option<gst::FormattedSegment<gst::ClockTime>> {
     pad.segment().downcast::<gst::ClockTime>().ok()
 }
@@ -107,16 +249,56 @@ impl ObjectSubclass for IplapLandmarks {
     type ParentType = gst_base::Aggregator;
 
     fn with_class(klass: &Self::Class) -> Self {
-        let pad = |name| {
+        // Events the aggregator does not handle itself go to a sink pad's internal links (by
+        // default every src pad): video ones must not reach audio_src, and audio_src is fed only
+        // by its own task (a second pushing thread would block on the stream lock downstream).
+        let pad = |name: &str| {
             let templ = klass.pad_template(name).expect("pad template exists");
-            gst::PadBuilder::<gst_base::AggregatorPad>::from_template(&templ).build()
+            let video = name == "video_sink";
+            gst::PadBuilder::<gst_base::AggregatorPad>::from_template(&templ)
+                .iterate_internal_links_function(move |_pad, parent| {
+                    let src = parent
+                        .and_then(|p| p.downcast_ref::<gst::Element>())
+                        .filter(|_| video)
+                        .and_then(|e| e.static_pad("src"));
+                    gst::Iterator::from_vec(src.into_iter().collect())
+                })
+                .build()
         };
+        let templ = klass
+            .pad_template("audio_src")
+            .expect("pad template exists");
+        let audio_src = gst::Pad::builder_from_template(&templ)
+            .activatemode_function(|pad, parent, _mode, active| {
+                IplapLandmarks::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "panic activating audio_src")),
+                    |imp| imp.activate_audio_src(pad, active),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                IplapLandmarks::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.audio_src_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                IplapLandmarks::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.audio_src_query(pad, query),
+                )
+            })
+            .build();
         IplapLandmarks {
             video_pad: pad("video_sink"),
             audio_pad: pad("audio_sink"),
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(None),
             video_seen: AtomicBool::new(false),
+            audio_out: AudioOut::new(audio_src),
+            stall: Mutex::new(None),
         }
     }
 }
@@ -153,6 +335,8 @@ impl ObjectImpl for IplapLandmarks {
             .expect("adding the video_sink pad");
         obj.add_pad(&self.audio_pad)
             .expect("adding the audio_sink pad");
+        obj.add_pad(self.audio_out.pad())
+            .expect("adding the audio_src pad");
         let weak = obj.downgrade();
         self.video_pad.add_probe(
             gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
@@ -217,10 +401,18 @@ impl ElementImpl for IplapLandmarks {
                 )
                 .expect("valid pad template")
             };
+            let audio_src = gst::PadTemplate::new(
+                "audio_src",
+                gst::PadDirection::Src,
+                gst::PadPresence::Always,
+                &audio,
+            )
+            .expect("valid pad template");
             vec![
                 templ("src", gst::PadDirection::Src, &video),
                 templ("video_sink", gst::PadDirection::Sink, &video),
                 templ("audio_sink", gst::PadDirection::Sink, &audio),
+                audio_src,
             ]
         });
         TEMPLATES.as_ref()
@@ -235,11 +427,18 @@ impl AggregatorImpl for IplapLandmarks {
         *self.state.lock().unwrap() = Some(state);
         self.video_seen.store(false, Ordering::SeqCst);
         self.obj().set_latency(latency, gst::ClockTime::NONE);
+        if settings.audio_stall_timeout_ms > 0 {
+            let timeout = Duration::from_millis(settings.audio_stall_timeout_ms as u64);
+            *self.stall.lock().unwrap() = Some(StallWatch::start(&self.obj(), timeout));
+        }
         gst::info!(CAT, imp = self, "Started, latency {latency}");
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Joined outside the lock: the watch thread may be taking it to post.
+        let stall = self.stall.lock().unwrap().take();
+        drop(stall);
         let _ = self.state.lock().unwrap().take();
         gst::info!(CAT, imp = self, "Stopped");
         Ok(())
@@ -301,6 +500,7 @@ impl AggregatorImpl for IplapLandmarks {
         };
         let video = with_segment(video, &self.video_pad)?;
         let audio = with_segment(audio, &self.audio_pad)?;
+        let audio_buffer = audio.as_ref().map(|(b, _)| b.clone());
         let budget =
             Duration::from_millis(self.settings.lock().unwrap().processing_latency_ms as u64);
 
@@ -318,9 +518,24 @@ impl AggregatorImpl for IplapLandmarks {
         };
         match consumed {
             Some(true) => self.video_pad.drop_buffer(),
-            Some(false) => self.audio_pad.drop_buffer(),
+            Some(false) => {
+                if let (Some(buffer), Some(span)) = (audio_buffer, step.audio_span) {
+                    self.audio_out.hold_buffer(buffer, span.0, span.1);
+                }
+                self.audio_pad.drop_buffer()
+            }
             None => false,
         };
+        if consumed.is_none() && step.outputs.is_empty() && !step.eos && video_eos && audio_eos {
+            // Both inputs ended and nothing is left to feed: the aggregator would call again at
+            // once, forever. The engine must always finish here; report a broken promise.
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Failed,
+                ("internal error: both inputs ended but frames are still pending")
+            );
+            return Err(gst::FlowError::Error);
+        }
         for w in step.warnings {
             gst::element_imp_warning!(self, gst::StreamError::Failed, ("{w}"));
         }
@@ -340,16 +555,29 @@ impl AggregatorImpl for IplapLandmarks {
                 "Pushing frame {}",
                 out.buffer.pts().display()
             );
+            // The frame's audio goes first: a sink that prerolls on the frame blocks this
+            // thread, and the audio sink must be able to preroll meanwhile.
+            let latency = self.current_latency().map_or(0, |l| l.nseconds());
+            self.audio_out.release_until(Some(out.running_end), latency);
             self.obj().finish_buffer(out.buffer)?;
+        }
+        if consumed == Some(false) {
+            // Audio keeps flowing with the declared latency while the video stalls.
+            let latency = self.current_latency().map_or(0, |l| l.nseconds());
+            self.audio_out.release_until(None, latency);
         }
         if step.eos {
             gst::debug!(CAT, imp = self, "All frames out after video EOS");
+            self.audio_out.release_all_and_eos();
             return Err(gst::FlowError::Eos);
         }
         Ok(gst::FlowSuccess::Ok)
     }
 
     fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
+        if pad == &self.audio_pad {
+            self.mirror_audio_event(&event);
+        }
         if let gst::EventView::Caps(c) = event.view() {
             let caps = c.caps_owned();
             gst::debug!(CAT, obj = pad, "Caps {caps}");
@@ -379,6 +607,9 @@ impl AggregatorImpl for IplapLandmarks {
                     return false;
                 }
                 state.set_audio_info(info);
+                drop(guard);
+                // Only accepted caps go out on audio_src.
+                self.audio_out.hold_event(event.clone());
             }
         }
         self.parent_sink_event(pad, event)

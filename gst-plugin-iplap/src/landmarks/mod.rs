@@ -5,9 +5,11 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod audio_out;
 mod imp;
 mod reference;
 mod settings;
+mod stall;
 mod stream;
 
 glib::wrapper! {

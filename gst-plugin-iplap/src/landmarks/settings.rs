@@ -16,18 +16,13 @@ const MIN_ENROLL_DURATION_S: f64 = 0.04;
 const MAX_ENROLL_DURATION_S: f64 = 60.0;
 const DEFAULT_PROCESSING_LATENCY_MS: u32 = 100;
 const MAX_PROCESSING_LATENCY_MS: u32 = 10_000;
-
-/// Where `scripts/setup.sh` puts the converted face models in this checkout.
-pub(super) fn default_face_models() -> PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(iplap::face::prepare::DEFAULT_OUT_DIR)
-}
+const DEFAULT_AUDIO_STALL_TIMEOUT_MS: u32 = 5_000;
+const MAX_AUDIO_STALL_TIMEOUT_MS: u32 = 600_000;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
     pub(super) models: Option<PathBuf>,
-    pub(super) face_models: PathBuf,
+    pub(super) face_models: Option<PathBuf>,
     pub(super) tracking: Tracking,
     pub(super) threads: u32,
     pub(super) device: Device,
@@ -36,13 +31,14 @@ pub(super) struct Settings {
     pub(super) reference_bank: Option<PathBuf>,
     pub(super) reference_bank_save: Option<PathBuf>,
     pub(super) processing_latency_ms: u32,
+    pub(super) audio_stall_timeout_ms: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             models: None,
-            face_models: default_face_models(),
+            face_models: None,
             tracking: DEFAULT_TRACKING,
             threads: DEFAULT_THREADS,
             device: DEFAULT_DEVICE,
@@ -51,6 +47,7 @@ impl Default for Settings {
             reference_bank: None,
             reference_bank_save: None,
             processing_latency_ms: DEFAULT_PROCESSING_LATENCY_MS,
+            audio_stall_timeout_ms: DEFAULT_AUDIO_STALL_TIMEOUT_MS,
         }
     }
 }
@@ -61,13 +58,12 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
     vec![
         glib::ParamSpecString::builder("models")
             .nick("Model Package")
-            .blurb("Folder with the converted model package (written by `iplap convert`); required.")
+            .blurb("Folder with the converted model package (written by `iplap convert`). Unset: $IPLAP_MODELS, then models/ip_lap in the data folders ($IPLAP_DATA_DIR, ~/.local/share/iplap, PREFIX/share/iplap, /usr/local/share/iplap, /usr/share/iplap), then the checkout.")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("face-models")
             .nick("Face Models")
-            .blurb("Folder with the converted MediaPipe face detector and mesh (written by scripts/setup.sh).")
-            .default_value(Some(d.face_models.to_string_lossy().as_ref()))
+            .blurb("Folder with the converted MediaPipe face detector and mesh (scripts/setup.sh makes it). Unset: $IPLAP_FACE_MODELS, then face/ in the data folders (as for `models`), then the checkout.")
             .mutable_ready()
             .build(),
         glib::ParamSpecEnum::builder_with_default("tracking", d.tracking)
@@ -98,7 +94,7 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("reference-location")
             .nick("Reference Location")
-            .blurb("Video or image file whose frames (all of them, official selection) make the reference bank at start; slows the start by one decode + tracking pass.")
+            .blurb("Video or image file whose frames make the reference bank at start, as the official script and `iplap sync` choose it (the file converted to 25 fps, then the official selection over those frames); slows the start by one decode + tracking pass.")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("reference-bank")
@@ -119,6 +115,14 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .default_value(d.processing_latency_ms)
             .mutable_playing()
             .build(),
+        glib::ParamSpecUInt::builder("audio-stall-timeout")
+            .nick("Audio Stall Timeout")
+            .blurb("Milliseconds that video may wait for audio that does not arrive before a warning says the audio branch upstream is blocked (typically a tee whose other branch is full: take the audio from audio_src instead); 0 = never warn.")
+            .minimum(0)
+            .maximum(MAX_AUDIO_STALL_TIMEOUT_MS)
+            .default_value(d.audio_stall_timeout_ms)
+            .mutable_ready()
+            .build(),
     ]
 }
 
@@ -134,7 +138,7 @@ impl Settings {
         let get = "type checked upstream";
         match name {
             "models" => self.models = path(value),
-            "face-models" => self.face_models = path(value).unwrap_or_else(default_face_models),
+            "face-models" => self.face_models = path(value),
             "tracking" => self.tracking = value.get().expect(get),
             "threads" => self.threads = value.get().expect(get),
             "device" => self.device = value.get().expect(get),
@@ -143,6 +147,7 @@ impl Settings {
             "reference-bank" => self.reference_bank = path(value),
             "reference-bank-save" => self.reference_bank_save = path(value),
             "processing-latency" => self.processing_latency_ms = value.get().expect(get),
+            "audio-stall-timeout" => self.audio_stall_timeout_ms = value.get().expect(get),
             _ => unimplemented!("no property {name}"),
         }
     }
@@ -152,7 +157,7 @@ impl Settings {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         match name {
             "models" => path(&self.models).to_value(),
-            "face-models" => self.face_models.to_string_lossy().to_value(),
+            "face-models" => path(&self.face_models).to_value(),
             "tracking" => self.tracking.to_value(),
             "threads" => self.threads.to_value(),
             "device" => self.device.to_value(),
@@ -161,6 +166,7 @@ impl Settings {
             "reference-bank" => path(&self.reference_bank).to_value(),
             "reference-bank-save" => path(&self.reference_bank_save).to_value(),
             "processing-latency" => self.processing_latency_ms.to_value(),
+            "audio-stall-timeout" => self.audio_stall_timeout_ms.to_value(),
             _ => unimplemented!("no property {name}"),
         }
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use gst::subclass::prelude::*;
 use gst_video::prelude::*;
 use iplap::engine::bank::ReferenceBank;
+use iplap::engine::bank_template::TemplateScan;
 use iplap::engine::landmarks::{BankMode, FrameStatus, LandmarkEngine};
 use iplap::face::tracker::{FaceTracker, Mode};
 use iplap::graph::package::ModelPackage;
@@ -20,7 +21,9 @@ use super::Device;
 use super::imp::{CAT, IplapLandmarks};
 use super::reference::build_from_file;
 use super::settings::Settings;
+use crate::data::resolve;
 use crate::meta::{LandmarkMeta, add_roi_mirror};
+use iplap::data_files::DataFile;
 
 /// Frame duration assumed when neither the buffer nor the caps give one (25 fps).
 pub(super) const FALLBACK_FRAME_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(40);
@@ -40,6 +43,8 @@ pub(super) struct Output {
     pub(super) buffer: gst::Buffer,
     pub(super) caps: Option<gst::Caps>,
     pub(super) segment: Option<gst::Segment>,
+    /// Running time just after the frame (the `audio_src` release point).
+    pub(super) running_end: u64,
 }
 
 /// Everything that exists only while running. Locked by the streaming thread (aggregate, serialized
@@ -52,6 +57,11 @@ pub(super) struct State {
     video_info: Option<gst_video::VideoInfo>,
     audio_info: Option<gst_audio::AudioInfo>,
     queue: VecDeque<Queued>,
+    /// Frames with their result that wait for the audio up to their end to have arrived, so
+    /// that `audio_src` can always carry the audio of a frame before the frame leaves: a sink
+    /// prerolling on the frame must not keep the audio sink from prerolling (live pipelines
+    /// reach PLAYING only when both have).
+    held: VecDeque<Output>,
     /// Caps and segment last sent on `src`.
     src_caps: Option<gst::Caps>,
     src_segment: Option<gst::Segment>,
@@ -92,6 +102,7 @@ impl State {
         self.engine.reset();
         self.tracker.reset();
         self.queue.clear();
+        self.held.clear();
         self.src_segment = None;
         self.audio_finished = false;
         self.video_finished = false;
@@ -107,6 +118,8 @@ pub(super) struct Step {
     pub(super) warnings: Vec<String>,
     pub(super) latency: Option<u64>,
     pub(super) eos: bool,
+    /// The consumed audio buffer's running time and duration (for `audio_src`).
+    pub(super) audio_span: Option<(Option<u64>, u64)>,
 }
 
 impl State {
@@ -124,14 +137,25 @@ impl State {
                 )
             ));
         }
-        let Some(models) = settings.models.as_ref() else {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("no model package: set the `models` property to the folder written by `iplap convert`")
-            ));
-        };
+        let element = imp.obj();
+        let element = element.upcast_ref::<gst::Object>();
+        let models = resolve(
+            settings.models.as_deref(),
+            DataFile::ModelPackage,
+            "models",
+            element,
+            *CAT,
+        )?;
+        let face_models = resolve(
+            settings.face_models.as_deref(),
+            DataFile::FaceModels,
+            "face-models",
+            element,
+            *CAT,
+        )?;
+        crate::data::init_runtime(element, *CAT)?;
         let t0 = Instant::now();
-        let package = ModelPackage::open(models).map_err(|e| {
+        let package = ModelPackage::open(&models).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
                 ("cannot open the model package (`models` property): {e}")
@@ -149,8 +173,7 @@ impl State {
                 ("cannot load the face models (`face-models` property): {e}")
             )
         };
-        let tracker =
-            FaceTracker::load(&settings.face_models, mode, &config).map_err(tracker_err)?;
+        let tracker = FaceTracker::load(&face_models, mode, &config).map_err(tracker_err)?;
         let bank_mode = if let Some(path) = &settings.reference_bank {
             if settings.reference_location.is_some() {
                 gst::warning!(
@@ -167,21 +190,23 @@ impl State {
             })?;
             BankMode::Fixed(Arc::new(bank))
         } else if let Some(path) = &settings.reference_location {
-            // The official selection tracks every template frame in static mode.
-            let mut ref_tracker = FaceTracker::load(&settings.face_models, Mode::Static, &config)
-                .map_err(tracker_err)?;
-            let built = build_from_file(path, &mut ref_tracker).map_err(|e| {
+            // The bank `iplap sync` builds from this file: its 25 fps frames, tracked in static
+            // mode as the official script does, whatever the element's `tracking`.
+            let scan = TemplateScan::load(&face_models, &config).map_err(tracker_err)?;
+            let built = build_from_file(path, scan).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenRead,
-                    ("cannot build the reference bank (`reference-location` property): {e}")
+                    ("cannot build the reference bank (`reference-location` property): {e:#}")
                 )
             })?;
             gst::info!(
                 CAT,
                 imp = imp,
-                "Reference bank from {}: {} frames, {} with a face",
+                "Reference bank from {}: {} frames decoded, {} at 25 fps ({} tracked), {} with a face",
                 path.display(),
-                built.frames,
+                built.decoded,
+                built.frames_25fps(),
+                built.tracked,
                 built.face_frames
             );
             BankMode::Fixed(Arc::new(built.bank))
@@ -213,6 +238,7 @@ impl State {
             video_info: None,
             audio_info: None,
             queue: VecDeque::new(),
+            held: VecDeque::new(),
             src_caps: None,
             src_segment: None,
             audio_finished: false,
@@ -229,12 +255,13 @@ impl State {
         Ok(state)
     }
 
-    /// Converts and feeds one audio buffer.
+    /// Converts and feeds one audio buffer; returns its running time (None when outside the
+    /// segment) and duration.
     fn feed_audio(
         &mut self,
         buffer: &gst::Buffer,
         segment: &gst::FormattedSegment<gst::ClockTime>,
-    ) -> Result<(), String> {
+    ) -> Result<(Option<u64>, u64), String> {
         let info = self
             .audio_info
             .as_ref()
@@ -243,7 +270,7 @@ impl State {
         let running_time = match buffer.pts() {
             Some(pts) => match segment.to_running_time(pts) {
                 Some(rt) => rt.nseconds(),
-                None => return Ok(()),
+                None => return Ok((None, 0)),
             },
             None => match self.audio_next {
                 Some(t) => t,
@@ -269,10 +296,12 @@ impl State {
             );
         }
         let n = self.samples.len() as u64;
-        self.audio_next = Some(running_time + n * 1_000_000_000 / AUDIO_RATE as u64);
+        let duration = n * 1_000_000_000 / AUDIO_RATE as u64;
+        self.audio_next = Some(running_time + duration);
         self.engine
             .push_audio(running_time, &self.samples)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((Some(running_time), duration))
     }
 
     /// Tracks the face in one video buffer and queues it in the engine.
@@ -361,6 +390,7 @@ impl State {
             }
             self.had_face = Some(has_face);
             let mut buffer = q.buffer;
+            let running_end = q.running_time + result.duration_ns;
             {
                 let b = buffer.make_mut();
                 add_roi_mirror(b, &result.status);
@@ -375,11 +405,22 @@ impl State {
             if segment.is_some() {
                 self.src_segment = Some(q.segment);
             }
-            step.outputs.push(Output {
+            self.held.push_back(Output {
                 buffer,
                 caps,
                 segment,
+                running_end,
             });
+        }
+        // A frame leaves once the audio up to its end is in (or the audio ended); frames with a
+        // face already waited for 212.5 ms more than that.
+        while let Some(front) = self.held.front() {
+            let audio_in =
+                self.audio_finished || self.audio_next.is_some_and(|t| t >= front.running_end);
+            if !audio_in {
+                break;
+            }
+            step.outputs.extend(self.held.pop_front());
         }
         Ok(())
     }
@@ -408,7 +449,7 @@ impl State {
         };
         let consumed = match (video, audio) {
             (Some((v, vs)), Some((a, as_))) if rt(&a, &as_) <= rt(&v, &vs) => {
-                self.feed_audio(&a, &as_)?;
+                step.audio_span = Some(self.feed_audio(&a, &as_)?);
                 Some(false)
             }
             (Some((v, vs)), _) => {
@@ -416,7 +457,7 @@ impl State {
                 Some(true)
             }
             (None, Some((a, as_))) => {
-                self.feed_audio(&a, &as_)?;
+                step.audio_span = Some(self.feed_audio(&a, &as_)?);
                 Some(false)
             }
             (None, None) => None,
@@ -443,7 +484,10 @@ impl State {
             }
         }
         step.warnings.extend(save_bank_if_ready(self));
-        step.eos = self.video_finished && self.engine.pending() == 0 && self.queue.is_empty();
+        step.eos = self.video_finished
+            && self.engine.pending() == 0
+            && self.queue.is_empty()
+            && self.held.is_empty();
         Ok((step, consumed))
     }
 }

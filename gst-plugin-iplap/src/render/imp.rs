@@ -49,7 +49,9 @@ use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use iplap::engine::bank::IMAGE_REFERENCES;
 use iplap::engine::landmarks::{FrameStatus, SyncedFace};
-use iplap::engine::render::{FrameRenderer, FrameRendererSettings};
+use iplap::engine::render::{FrameRenderError, FrameRenderer, FrameRendererSettings};
+use iplap::graph::GraphError;
+use iplap::runtime::renderer::RenderError;
 
 use super::Device;
 use super::frame::{
@@ -161,13 +163,14 @@ impl IplapRender {
                      providers; set device=cpu")
             ));
         }
-        let Some(models) = settings.models.clone() else {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("no model package: set `models` to the folder written by `iplap convert \
-                     --renderer-checkpoint renderer_checkpoint.pth --out <folder>`")
-            ));
-        };
+        let models = crate::data::resolve(
+            settings.models.as_deref(),
+            iplap::data_files::DataFile::ModelPackage,
+            "models",
+            self.obj().upcast_ref(),
+            *CAT,
+        )?;
+        crate::data::init_runtime(self.obj().upcast_ref(), *CAT)?;
         if !models.is_dir() {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
@@ -196,15 +199,20 @@ impl IplapRender {
             }
             Err(err) => {
                 self.post_progress(gst::ProgressType::Error, &text);
-                Err(gst::error_msg!(
-                    gst::LibraryError::Settings,
-                    (
-                        "cannot load the renderer from model package {}: {err}; re-create it with \
-                         `iplap convert --renderer-checkpoint renderer_checkpoint.pth --out {}`",
-                        models.display(),
+                // A package error names the file and the cause, then says to re-run `iplap
+                // convert`; anything else (a session, a setting) needs the folder for context.
+                let message = match &err {
+                    FrameRenderError::Render(RenderError::Graph(
+                        e @ GraphError::Package { .. },
+                    )) => {
+                        format!("cannot load the renderer: {e}")
+                    }
+                    _ => format!(
+                        "cannot load the renderer from model package {}: {err}",
                         models.display()
-                    )
-                ))
+                    ),
+                };
+                Err(gst::error_msg!(gst::LibraryError::Settings, ("{message}")))
             }
         }
     }
@@ -367,8 +375,9 @@ impl ObjectImpl for IplapRender {
                 glib::ParamSpecString::builder("models")
                     .nick("Model Package")
                     .blurb(
-                        "Folder with the converted model package (written by `iplap convert`); \
-                         loaded when the element starts.",
+                        "Folder with the converted model package (written by `iplap convert`), \
+                         loaded when the element starts. Unset: found as for iplaplandmarks' \
+                         `models` ($IPLAP_MODELS, models/ip_lap in the data folders).",
                     )
                     .mutable_ready()
                     .build(),

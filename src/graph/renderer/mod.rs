@@ -86,12 +86,14 @@ pub const STAGES: [StageDef; 4] = [
         network: "renderer",
         file: "renderer_ref_encoder.onnx",
         build: |src| ref_encoder::build(&Weights::new(src)),
+        contract: ref_encoder::contract,
     },
     StageDef {
         name: flow_modulation::NAME,
         network: "renderer",
         file: "renderer_flow_modulation.onnx",
         build: |src| flow_modulation::build(&Weights::new(src)),
+        contract: flow_modulation::contract,
     },
     StageDef {
         name: flow_head::NAME,
@@ -105,6 +107,11 @@ pub const STAGES: [StageDef; 4] = [
                 },
             )
         },
+        contract: || {
+            flow_head::contract(RendererGraphOptions {
+                intermediates: false,
+            })
+        },
     },
     StageDef {
         name: translation::NAME,
@@ -117,6 +124,11 @@ pub const STAGES: [StageDef; 4] = [
                     intermediates: false,
                 },
             )
+        },
+        contract: || {
+            translation::contract(RendererGraphOptions {
+                intermediates: false,
+            })
         },
     },
 ];

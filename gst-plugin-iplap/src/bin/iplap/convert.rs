@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use iplap::checkpoint::{Network, ValidatedStateDict, load_checkpoint, validate};
 use iplap::graph::package::{SourceCheckpoint, write_package};
 use iplap::graph::weights::WeightSource;
@@ -38,14 +37,26 @@ fn package_network(network: Network) -> &'static str {
     }
 }
 
+/// The option that takes `network`'s checkpoint.
+fn checkpoint_flag(network: Network) -> &'static str {
+    match network {
+        Network::LandmarkGenerator => "--landmark-checkpoint",
+        Network::Renderer => "--renderer-checkpoint",
+    }
+}
+
 fn load(path: &Path, network: Network) -> anyhow::Result<(ValidatedStateDict, SourceCheckpoint)> {
+    // Both errors name the file and the network themselves; no context is added.
     let sd = load_checkpoint(path)?;
-    let validated = validate(&sd, network).with_context(|| {
-        format!(
-            "{} is not a usable {} checkpoint",
+    let validated = validate(&sd, network).map_err(|err| match err.looks_like {
+        // The two files are easily swapped; say which option this one belongs to.
+        Some(other) => anyhow::anyhow!(
+            "{} is not the {network} checkpoint: this looks like the {other} checkpoint (pass \
+             it as {})",
             path.display(),
-            network.name()
-        )
+            checkpoint_flag(other)
+        ),
+        None => err.into(),
     })?;
     let sha256 = sd.source().map(|s| s.sha256_hex()).unwrap_or_default();
     let source = SourceCheckpoint {

@@ -13,7 +13,9 @@ mod progress;
 mod sync;
 mod track;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use iplap::data_files::{DataFile, Origin, SearchContext};
 
 use clap::{Parser, Subcommand};
 
@@ -56,11 +58,37 @@ enum BenchTarget {
     Sync(sync::bench::BenchSyncArgs),
 }
 
-/// Where `scripts/setup.sh` puts the converted face models in this checkout.
+/// `--face-models` when not given: found through iplap's search order (`IPLAP_FACE_MODELS`, the
+/// data folders, the checkout for a development build; README "Install"); when none holds them,
+/// the folder `prepare-face-models` writes by default, which the load error then names.
 pub fn default_face_models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(iplap::face::prepare::DEFAULT_OUT_DIR)
+    match iplap::data_files::locate(DataFile::FaceModels) {
+        Ok(found) => found.path,
+        Err(_) => face_models_out(),
+    }
+}
+
+/// Where `prepare-face-models` writes when `--out` is not given: the checkout's
+/// `models/generated/face` for a development build, else `face/` in the user's data folder.
+pub fn face_models_out() -> PathBuf {
+    let ctx = SearchContext::current();
+    if ctx.in_checkout() {
+        return ctx.checkout.join(DataFile::FaceModels.in_checkout());
+    }
+    ctx.data_dirs()
+        .into_iter()
+        .find(|(origin, _)| *origin == Origin::UserData)
+        .map(|(_, dir)| dir.join(DataFile::FaceModels.in_data_dir()))
+        .unwrap_or_else(|| PathBuf::from(DataFile::FaceModels.in_data_dir()))
+}
+
+/// `--models` when not given: `IPLAP_MODELS`, `models/ip_lap` in the data folders, then the
+/// checkout's `models/ip_lap` for a development build; when none holds a package,
+/// `models/ip_lap` (relative), which the package error then names.
+pub fn default_models() -> PathBuf {
+    iplap::data_files::locate(DataFile::ModelPackage)
+        .map(|found| found.path)
+        .unwrap_or_else(|_| PathBuf::from(DataFile::ModelPackage.in_checkout()))
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,8 +111,69 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(130)
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes joined by ": ", as `{:#}` prints them, except that a cause whose text
+/// the previous message already contains is left out: many error types (ours wrapping an
+/// engine error with `{0}`, thiserror's `{source}`) print their cause *and* return it as the
+/// source, and the user would read it twice.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    let mut previous = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if !previous.is_empty() && previous.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+        previous = message;
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    /// "cannot open a.pth", with the cause in its own text too when `repeats`.
+    #[derive(Debug)]
+    struct Open {
+        repeats: bool,
+        cause: std::io::Error,
+    }
+
+    impl std::fmt::Display for Open {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("cannot open a.pth")?;
+            if self.repeats {
+                write!(f, ": {}", self.cause)?;
+            }
+            Ok(())
+        }
+    }
+
+    impl std::error::Error for Open {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.cause)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        for repeats in [false, true] {
+            let cause = std::io::Error::other("disk on fire");
+            let err = anyhow::Error::new(Open { repeats, cause }).context("converting");
+            assert_eq!(
+                error_text(&err),
+                "converting: cannot open a.pth: disk on fire"
+            );
         }
     }
 }

@@ -8,8 +8,9 @@ pub struct PrepareArgs {
     /// The mediapipe-0.10.21 wheel (from `pip download --no-deps mediapipe==0.10.21`), or a folder
     /// holding face_detection_short_range.tflite and face_landmark_with_attention.tflite.
     pub source: PathBuf,
-    /// Output folder for the .onnx files.
-    #[arg(long, default_value_os_t = crate::default_face_models())]
+    /// Output folder for the .onnx files (default: the checkout's models/generated/face for a
+    /// development build, else ~/.local/share/iplap/face).
+    #[arg(long, default_value_os_t = crate::face_models_out())]
     pub out: PathBuf,
 }
 

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use iplap::face::crop_box::FaceGeometry;
 use iplap::face::tracker::{FaceTracker, Mode};
-use iplap::image::{ChannelOrder, ImageRef};
 use iplap::runtime::SessionConfig;
 use serde::Serialize;
 
@@ -66,19 +65,20 @@ pub fn run(args: TrackArgs) -> anyhow::Result<()> {
         intra_threads: args.threads,
         ..SessionConfig::default()
     };
-    let mut tracker = FaceTracker::load(&args.face_models, mode, &config)?;
+    // The input first: a file without video fails before the models load.
     let mut decoder = VideoDecoder::open(&args.input)?;
+    let mut tracker = FaceTracker::load(&args.face_models, mode, &config)?;
     let progress = crate::progress::frames_bar(decoder.duration, "tracking");
     let mut out = Output {
         width: 0,
         height: 0,
         frames: Vec::new(),
     };
-    while let Some(frame) = decoder.next_frame()? {
+    // Every decoded frame, at the file's own rate (not the 25 fps template of `iplap sync`).
+    decoder.for_each_frame(|_, frame| {
         out.width = frame.width;
         out.height = frame.height;
-        let image = ImageRef::packed(&frame.data, frame.width, frame.height, ChannelOrder::Rgb)?;
-        let face = tracker.process(&image)?;
+        let face = tracker.process(&frame.image()?)?;
         let geometry = face
             .as_ref()
             .map(|f| FaceGeometry::from_landmarks(&f.normalized, frame.width, frame.height))
@@ -94,7 +94,8 @@ pub fn run(args: TrackArgs) -> anyhow::Result<()> {
             lip_openness: geometry.map(|g| g.lip_dist),
         });
         crate::progress::advance(&progress, frame.pts);
-    }
+        Ok(())
+    })?;
     progress.finish_and_clear();
     let found = out.frames.iter().filter(|f| f.face).count();
     let file = std::fs::File::create(&args.output)

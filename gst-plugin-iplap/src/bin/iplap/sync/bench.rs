@@ -42,7 +42,11 @@ pub struct BenchSyncArgs {
 }
 
 pub fn run(args: BenchSyncArgs) -> anyhow::Result<()> {
-    super::output::install_interrupt_handler();
+    super::signals::install_handlers();
+    super::signals::exit_if_interrupted(bench(args))
+}
+
+fn bench(args: BenchSyncArgs) -> anyhow::Result<()> {
     super::init_gstreamer()?;
     let speech = media::decode_speech(&args.audio).context("cannot read the speech (--audio)")?;
     let keep = ((args.seconds.max(0.0) * 16_000.0) as usize).min(speech.samples.len());
@@ -62,6 +66,7 @@ pub fn run(args: BenchSyncArgs) -> anyhow::Result<()> {
             show_sketch: false,
             dump_frames: None,
             frame_memory_mib: super::frames::MEMORY_BUDGET >> 20,
+            reference_bank_save: None,
         };
         let report = execute(&sync, !args.json)?;
         if args.json {

@@ -1,6 +1,7 @@
 //! Reading the two inputs before the pipeline starts: the speech as 16 kHz mono samples (their
 //! count fixes the output length, spec §1.3) and the face template converted to 25 fps, tracked,
-//! with its reference bank (spec §1.2, §1.4, §1.5).
+//! with its reference bank (spec §1.2, §1.4, §1.5), built as `iplaplandmarks` builds it from the
+//! same file.
 //!
 //! Both are read completely up front, as the official script does: the bank needs every template
 //! frame, and a broken file or a template without a face should fail in seconds, not after an hour
@@ -14,14 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use gst::prelude::*;
 use iplap::engine::bank::ReferenceBank;
-use iplap::engine::bank_build::{FrameRecord, build_bank};
-use iplap::face::tracker::{FaceTracker, Mode};
-use iplap::image::{ChannelOrder, Image, ImageRef, Resizer};
+use iplap::engine::bank_template::TemplateScan;
+use iplap::engine::template::may_be_picked;
 use iplap::runtime::SessionConfig;
 
-use super::output::{Interrupted, interrupted};
-use super::timeline::{FRAME_NS, may_be_picked, template_frames_25fps};
-use gstiplap::decode::VideoDecoder;
+use super::pipeline::MIN_SIDE;
+use super::signals::{Interrupted, interrupted};
+use gstiplap::decode::{NullOnDrop, VideoDecoder, file_uri, link_first_stream, template_bank};
 
 /// The speech, as `iplaplandmarks` receives it.
 pub struct Speech {
@@ -35,7 +35,8 @@ pub struct Speech {
 /// resampler differs at the 1e-4 level (a 16 kHz mono file is passed through unchanged).
 pub fn decode_speech(path: &Path) -> anyhow::Result<Speech> {
     let uri = file_uri(path)?;
-    let pipeline = gst::Pipeline::new();
+    // NULL on every way out (an error while PAUSED would leave uridecodebin's task running).
+    let pipeline = NullOnDrop(gst::Pipeline::new());
     let src = gst::ElementFactory::make("uridecodebin")
         .property("uri", uri.as_str())
         .build()?;
@@ -52,9 +53,11 @@ pub fn decode_speech(path: &Path) -> anyhow::Result<Speech> {
     let found = Arc::new(AtomicBool::new(false));
     link_first_stream(&pipeline, &src, &convert, "audio/", found.clone());
 
-    pipeline
-        .set_state(gst::State::Playing)
-        .with_context(|| format!("{}: GStreamer cannot open this file", path.display()))?;
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        // A failed state change has posted its reason first.
+        check_bus(&pipeline, path)?;
+        bail!("{}: GStreamer cannot open this file", path.display());
+    }
     let mut samples = Vec::new();
     let result = (|| loop {
         if interrupted() {
@@ -74,7 +77,7 @@ pub fn decode_speech(path: &Path) -> anyhow::Result<Speech> {
             None => {}
         }
     })();
-    let _ = pipeline.set_state(gst::State::Null);
+    drop(pipeline);
     result?;
     if !found.load(Ordering::SeqCst) {
         bail!(
@@ -103,10 +106,10 @@ pub struct Template {
     pub bank: ReferenceBank,
 }
 
-/// Decodes the whole template, converts it to 25 fps (`timeline::template_frames_25fps`), tracks
-/// every decoded frame once (MediaPipe static mode, as the official script) and builds the bank
-/// from the 25 fps frames with a usable face. Only the pixels of the first `fed` 25 fps frames are
-/// kept. `on_frame` is called after each decoded frame (progress).
+/// Decodes the whole template and builds its reference bank as `iplaplandmarks`'
+/// `reference-location` does ([`gstiplap::decode::template_bank`]: the 25 fps frames, tracked in
+/// static mode as the official script). Only the pixels of the first `fed` 25 fps frames are kept.
+/// `on_frame` is called after each decoded frame (progress).
 pub fn load_template(
     path: &Path,
     face_models: &Path,
@@ -115,154 +118,53 @@ pub fn load_template(
     fed: usize,
     mut on_frame: impl FnMut(),
 ) -> anyhow::Result<Template> {
-    let mut tracker = FaceTracker::load(face_models, Mode::Static, config)
-        .context("cannot start face tracking (--face-models, --device)")?;
     let mut decoder = VideoDecoder::open(path).context("cannot read the face (--face)")?;
-    let mut resizer = Resizer::new();
-    let mut scratch = Image::new(1, 1, ChannelOrder::Bgr);
-    let (mut pts, mut records, mut kept) = (Vec::new(), Vec::new(), Vec::new());
-    let mut size = None;
-    while let Some(frame) = decoder
-        .next_frame()
-        .with_context(|| format!("{}: decoding failed", path.display()))?
+    // Before decoding and tracking everything: a size the encoder refuses fails in a second.
+    if let Some((w, h)) = decoder.frame_size()
+        && (w < MIN_SIDE || h < MIN_SIDE)
     {
+        bail!(
+            "{}: the face is {w}x{h}, too small: the output needs at least \
+             {MIN_SIDE}x{MIN_SIDE} pixels (the H.264 encoder, x264, refuses smaller frames); \
+             scale the video up first",
+            path.display()
+        );
+    }
+    let scan = TemplateScan::load(face_models, config)
+        .context("cannot start face tracking (--face-models, --device)")?;
+    let mut kept = Vec::new();
+    let mut previous_rel = None;
+    let built = template_bank(&mut decoder, scan, |i, rel_ns, frame| {
         if interrupted() {
             bail!(Interrupted);
         }
-        let i = pts.len();
-        let (w, h) = (frame.width, frame.height);
-        match size {
-            None => size = Some((w, h)),
-            Some(s) if s != (w, h) => bail!(
-                "{}: frame {i} is {w}x{h} but frame 0 is {}x{}; the template must keep one size",
-                path.display(),
-                s.0,
-                s.1
-            ),
-            Some(_) => {}
-        }
-        // An image (or a frame without timestamp) follows its predecessor by one 25 fps frame.
-        let t = frame
-            .pts
-            .map(|t| t.nseconds())
-            .or_else(|| pts.last().map(|p: &u64| p + FRAME_NS))
-            .unwrap_or(0);
-        let previous_rel = pts.last().map(|&p: &u64| p.saturating_sub(pts[0]));
-        pts.push(t);
-        let image = ImageRef::packed(&frame.data, w, h, ChannelOrder::Rgb)?;
-        let face = tracker
-            .process(&image)
-            .with_context(|| format!("{}: face tracking failed on frame {i}", path.display()))?;
-        // A face whose crop box leaves the frame is unusable, like no face (reference.rs does
-        // the same for the element's reference-location). A record is about 50 KB (its 128 x 128
-        // crop), so even minutes of template stay far below what the official script holds.
-        records.push(face.and_then(|f| {
-            FrameRecord::from_frame(&image, &f.normalized, &mut resizer, &mut scratch).ok()
-        }));
         let keep = may_be_picked(i, previous_rel, fed);
+        previous_rel = Some(rel_ns);
         kept.push(if keep {
             Some(store.put(frame.data)?)
         } else {
             None
         });
         on_frame();
-    }
+        Ok(())
+    })?;
     drop(decoder);
-    let Some((width, height)) = size else {
-        bail!("{}: no video frame in this file", path.display());
-    };
-    let picked = template_frames_25fps(&pts);
-    let bank_records: Vec<FrameRecord> =
-        picked.iter().filter_map(|&i| records[i].clone()).collect();
-    if bank_records.is_empty() {
-        bail!(
-            "{}: no face found in any of its {} frame(s) (MediaPipe face detector, confidence \
-             0.5, face box inside the frame): use a video or image with a clearly visible face",
-            path.display(),
-            pts.len()
-        );
-    }
-    let face_frames = bank_records.len();
-    let (bank, _) = build_bank(&bank_records)
-        .with_context(|| format!("{}: cannot build the reference bank", path.display()))?;
-    let pixels = picked
+    let pixels = built
+        .picked
         .iter()
         .take(fed)
         .map(|&i| kept[i].clone())
         .collect::<Option<Vec<_>>>()
         .context("internal error: a template frame the output needs was not kept")?;
     Ok(Template {
-        width,
-        height,
-        decoded: pts.len(),
-        frames_25fps: picked.len(),
-        face_frames,
+        width: built.width,
+        height: built.height,
+        decoded: built.decoded,
+        frames_25fps: built.frames_25fps(),
+        face_frames: built.face_frames,
         pixels,
-        bank,
+        bank: built.bank,
     })
-}
-
-/// The `file://` URI of an existing file, or an error naming it.
-pub fn file_uri(path: &Path) -> anyhow::Result<String> {
-    if !path.is_file() {
-        bail!("{}: no such file", path.display());
-    }
-    let abs = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
-    let uri = gst::glib::filename_to_uri(&abs, None)
-        .with_context(|| format!("{}: cannot make a file URI", abs.display()))?;
-    Ok(uri.to_string())
-}
-
-/// Links the first decoded stream whose caps start with `prefix` to `target`'s sink pad and
-/// sends every other stream to a `fakesink` (an unlinked decoder pad can stop the whole file
-/// with not-linked). `found` says whether a stream was linked. When the decoder has exposed all
-/// its streams without a match, `target` gets an EOS, so the branch ends instead of waiting.
-pub fn link_first_stream(
-    bin: &gst::Pipeline,
-    decoder: &gst::Element,
-    target: &gst::Element,
-    prefix: &'static str,
-    found: Arc<AtomicBool>,
-) {
-    let bin_weak = bin.downgrade();
-    let target_weak = target.downgrade();
-    let found_pad = found.clone();
-    decoder.connect_pad_added(move |_, pad| {
-        let (Some(bin), Some(target)) = (bin_weak.upgrade(), target_weak.upgrade()) else {
-            return;
-        };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let matches = caps
-            .structure(0)
-            .is_some_and(|s| s.name().starts_with(prefix));
-        if matches && !found_pad.swap(true, Ordering::SeqCst) {
-            if let Some(sink) = target.static_pad("sink") {
-                let _ = pad.link(&sink);
-            }
-            return;
-        }
-        let Ok(fake) = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .property("async", false)
-            .build()
-        else {
-            return;
-        };
-        if bin.add(&fake).is_ok() {
-            let _ = fake.sync_state_with_parent();
-            if let Some(sink) = fake.static_pad("sink") {
-                let _ = pad.link(&sink);
-            }
-        }
-    });
-    let target_weak = target.downgrade();
-    decoder.connect_no_more_pads(move |_| {
-        if !found.load(Ordering::SeqCst)
-            && let Some(pad) = target_weak.upgrade().and_then(|t| t.static_pad("sink"))
-        {
-            pad.send_event(gst::event::Eos::new());
-        }
-    });
 }
 
 /// The first error on `pipeline`'s bus, naming `path`.

@@ -3,17 +3,18 @@
 //!
 //! Steps: check the models and the output folder (seconds, before any heavy work); decode the
 //! speech to 16 kHz (its length fixes the output length, [`timeline::output_frames`]); decode,
-//! 25 fps-convert and track the whole template and select the reference bank from it
-//! ([`media::load_template`]); then stream the timeline of spec §1.6 through the elements into an
+//! 25 fps-convert and track the whole template and select the reference bank from it, as
+//! `iplaplandmarks`' `reference-location` does ([`media::load_template`]); then stream the timeline of spec §1.6 through the elements into an
 //! MP4 ([`pipeline`]), written under a temporary name and renamed when complete ([`output`]).
 //!
 //! Deviations from the official script, all documented where they are made: GStreamer decodes
 //! and resamples instead of ffmpeg + resampy (a few code values / 1e-4 in the features); the
 //! 25 fps template picks the nearest frame in time and is not re-encoded first
-//! ([`timeline::template_frames_25fps`]); a template frame without a face is written unchanged
-//! instead of aborting the run; the output is only the lip-synced frame (the official file has
-//! the sketch beside it; `--show-sketch` draws the sketch over the face instead); the
-//! post-processing contour comes from MediaPipe, not face-alignment (`iplaprender`).
+//! ([`iplap::engine::template::template_frames_25fps`]); a template frame without a face is
+//! written unchanged instead of aborting the run; the output is only the lip-synced frame (the
+//! official file has the sketch beside it; `--show-sketch` draws the sketch over the face
+//! instead); the post-processing contour comes from MediaPipe, not face-alignment
+//! (`iplaprender`).
 
 pub mod bench;
 mod feed;
@@ -22,6 +23,7 @@ mod media;
 mod output;
 mod pipeline;
 mod report;
+mod signals;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -29,20 +31,19 @@ use std::sync::{Arc, Once};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use iplap::graph::GraphError;
 use iplap::graph::package::ModelPackage;
 use iplap::runtime::SessionConfig;
 
-pub use output::Interrupted;
 use output::{PartialOutput, TempFile};
 use report::Report;
+pub use signals::Interrupted;
 use timeline::{MIN_SAMPLES, Plan};
 
-/// Where the official checkpoints come from and how to convert them.
-const CHECKPOINT_HINT: &str = "download the official checkpoints landmarkgenerator_checkpoint.pth \
-     and renderer_checkpoint.pth (linked from the \"Test\" section of \
-     https://github.com/Weizhi-Zhong/IP_LAP) and convert them with `iplap convert \
-     --landmark-checkpoint landmarkgenerator_checkpoint.pth --renderer-checkpoint \
-     renderer_checkpoint.pth --out";
+/// How to make a model package, printed once after the cause; `{dir}` is the `--models` folder.
+const CHECKPOINT_HINT: &str = "hint: `iplap convert --landmark-checkpoint \
+     landmarkgenerator_checkpoint.pth --renderer-checkpoint renderer_checkpoint.pth --out {dir}` \
+     makes it from the official checkpoints (https://github.com/Weizhi-Zhong/IP_LAP, \"Test\")";
 
 /// Where the networks run (the elements' `device` property).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -84,8 +85,9 @@ pub struct SyncArgs {
     /// Output MP4 (H.264 + AAC), replaced if it exists.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Model package folder (made by `iplap convert` from the official checkpoints).
-    #[arg(long, default_value = "models/ip_lap")]
+    /// Model package folder (made by `iplap convert` from the official checkpoints). Default:
+    /// $IPLAP_MODELS, models/ip_lap in the data folders, then the checkout (README "Install").
+    #[arg(long, default_value_os_t = crate::default_models())]
     pub models: PathBuf,
     /// Folder with the converted MediaPipe face models (made by scripts/setup.sh).
     #[arg(long, default_value_os_t = crate::default_face_models())]
@@ -111,11 +113,15 @@ pub struct SyncArgs {
     /// (tests use 0 to exercise that path).
     #[arg(long, hide = true, default_value_t = frames::MEMORY_BUDGET >> 20)]
     pub frame_memory_mib: usize,
+    /// Also save the reference bank to this file (the format of `iplaplandmarks`'
+    /// `reference-bank`; tests compare it with the element's bank from the same face).
+    #[arg(long, hide = true)]
+    pub reference_bank_save: Option<PathBuf>,
 }
 
 pub fn run(args: SyncArgs) -> anyhow::Result<()> {
-    output::install_interrupt_handler();
-    let report = execute(&args, true)?;
+    signals::install_handlers();
+    let report = signals::exit_if_interrupted(execute(&args, true))?;
     report.print(&args);
     Ok(())
 }
@@ -126,6 +132,17 @@ pub fn execute(args: &SyncArgs, interactive: bool) -> anyhow::Result<Report> {
     check_models(&args.models)?;
     check_not_an_input(args)?;
     let out = PartialOutput::create(&args.output)?;
+    // A killed run (SIGKILL, a crash, a second Ctrl-C) cannot remove its own temporary files.
+    for stale in out
+        .sweep_stale()
+        .into_iter()
+        .chain(output::sweep_stale_temp_files())
+    {
+        eprintln!(
+            "removed {} (left by an iplap sync that was killed)",
+            stale.display()
+        );
+    }
     init_gstreamer()?;
     let config = SessionConfig {
         provider: args.device.provider(),
@@ -166,7 +183,7 @@ pub fn execute(args: &SyncArgs, interactive: bool) -> anyhow::Result<Report> {
         output_frames + timeline::WINDOW_TAIL,
         || {
             decoded += 1;
-            spinner.set_message(format!("reading the face: {decoded} frame(s) tracked"));
+            spinner.set_message(format!("reading the face: {decoded} frame(s) decoded"));
         },
     )?;
     spinner.finish_and_clear();
@@ -177,6 +194,12 @@ pub fn execute(args: &SyncArgs, interactive: bool) -> anyhow::Result<Report> {
         .bank
         .save(&bank_file.0)
         .context("cannot write the reference bank to the temporary folder")?;
+    if let Some(path) = &args.reference_bank_save {
+        template
+            .bank
+            .save(path)
+            .with_context(|| format!("cannot save the reference bank to {}", path.display()))?;
+    }
     let bank_time = t.elapsed();
     if let Some(dir) = &args.dump_frames {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -244,22 +267,24 @@ fn init_gstreamer() -> anyhow::Result<()> {
     result
 }
 
-/// The package must exist and hold both networks; the message says how to make one.
+/// The package must exist and hold both networks. The message is the cause in one line, then
+/// [`CHECKPOINT_HINT`] (the package's own short hint is left out: this one says more).
 fn check_models(dir: &Path) -> anyhow::Result<()> {
+    let fail = |cause: String| {
+        let hint = CHECKPOINT_HINT.replace("{dir}", &dir.display().to_string());
+        anyhow::anyhow!("{cause}\n{hint}")
+    };
     if !dir.is_dir() {
-        bail!(
-            "model package folder {} does not exist. To make it, {CHECKPOINT_HINT} {}` \
-             (or pass --models)",
-            dir.display(),
+        return Err(fail(format!(
+            "model package {} does not exist (--models)",
             dir.display()
-        );
+        )));
     }
-    let package = ModelPackage::open(dir).with_context(|| {
-        format!(
-            "model package {} is not usable. To re-create it, {CHECKPOINT_HINT} {}`",
-            dir.display(),
-            dir.display()
-        )
+    let package = ModelPackage::open(dir).map_err(|err| match err {
+        GraphError::Package { path, message } => {
+            fail(format!("model package {}: {message}", path.display()))
+        }
+        other => fail(other.to_string()),
     })?;
     for network in ["landmark_generator", "renderer"] {
         if !package
@@ -268,12 +293,11 @@ fn check_models(dir: &Path) -> anyhow::Result<()> {
             .iter()
             .any(|s| s.network == network)
         {
-            bail!(
+            return Err(fail(format!(
                 "model package {} has no {network} network (it was converted from one \
-                 checkpoint only). To re-create it with both, {CHECKPOINT_HINT} {}`",
-                dir.display(),
+                 checkpoint only)",
                 dir.display()
-            );
+            )));
         }
     }
     Ok(())

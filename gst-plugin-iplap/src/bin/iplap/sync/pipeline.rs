@@ -3,9 +3,10 @@
 //! ```text
 //! appsrc (template frames in ping-pong order, 25 fps, RGB) ─▶ iplaplandmarks ─▶ iplaprender ─▶
 //! appsrc (speech, 16 kHz mono F32) ─────────────────────────▶ ┘ (audio_sink)
-//!   ─▶ videorate ─▶ queue ─▶ videocrop (even size) ─▶ videoconvert ─▶ I420 ─▶ x264enc ─▶ mp4mux
+//!   ─▶ videorate ─▶ queue ─▶ videobox (pad to even) ─▶ videoconvert ─▶ I420 ─▶ x264enc ─▶ mp4mux
 //!   ─▶ filesink (temporary name)
-//! uridecodebin (speech file) ─▶ audioconvert ─▶ audioresample ─▶ avenc_aac ─▶ queue ─▶ ┘
+//! uridecodebin (speech file) ─▶ audioconvert ─▶ audioresample ─▶ MP4 rates ─▶ avenc_aac ─▶ queue
+//!   ─▶ ┘
 //! ```
 //!
 //! The official timeline (spec §1.6) is made at the edges of the two elements: fed frame `k` is
@@ -13,8 +14,9 @@
 //! frames they officially read; a probe after `iplaplandmarks` drops all but output frames
 //! `2 .. L-1`, so only those are rendered; and `videorate` fills the start of the segment with
 //! its first buffer, i.e. writes rendered frame 2 also at 0 and 40 ms, which is the official
-//! "first result written three times". The muxed audio is the whole speech file at its own rate
-//! and channels, not trimmed (spec §1.9).
+//! "first result written three times". The muxed audio is the whole speech file with its own
+//! channels, not trimmed (spec §1.9), at its own rate unless MP4 cannot declare it
+//! ([`MP4_AAC_RATES`]).
 //!
 //! `iplaplandmarks` and `iplaprender` share one streaming thread (no queue between them), so
 //! probes on `iplaprender`'s pads split that thread's time exactly into landmark work (tracking,
@@ -33,12 +35,27 @@ use gst_video::prelude::*;
 use indicatif::ProgressBar;
 
 use super::feed::{spawn_audio_feeder, spawn_video_feeder, video_info};
-use super::media::{file_uri, link_first_stream};
-use super::output::{Interrupted, PartialOutput, interrupted};
+use super::output::PartialOutput;
+use super::signals::{Interrupted, interrupted};
 use super::timeline::{FRAME_NS, Plan};
+use gstiplap::decode::{file_uri, link_first_stream};
 
 /// Video frames the appsrc may hold before `push` blocks (memory stays bounded for any length).
 const QUEUED_FRAMES: u64 = 4;
+/// Smallest width and height the output can have: x264enc refuses frames narrower or lower than
+/// 16 pixels (its sink caps say 1, but 16x14 or 14x16 fail to negotiate; 16x16 encodes; measured
+/// with GStreamer 1.22 / x264 164; 16x16 faces go through tracking and rendering). The face is
+/// checked before any decoding work (a 15-pixel side would pass once padded to even, but the
+/// rule the user reads stays "at least 16x16").
+pub const MIN_SIDE: usize = 16;
+/// AAC sample rates kept as they are in the MP4; anything else is resampled to the nearest of
+/// them (audioresample fixates to the closest rate). AAC itself also has 96000, 88200 and 64000,
+/// but the MP4 sample entry stores the rate as 16.16 fixed point: 96000 reads back as 30464 Hz
+/// (`qtdemux`), and players differ on rates above 48 kHz anyway. Common rates (48000, 44100,
+/// 32000, 22050, 16000, ...) pass through untouched, so ordinary speech is not resampled twice.
+const MP4_AAC_RATES: [i32; 9] = [
+    48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
+];
 /// x264 constant quality (CRF). The official ffmpeg call leaves libx264 at its default 23 (its
 /// `-q:v 1` does not apply to H.264); 18 keeps the generated mouth detail visible.
 const CRF: u32 = 18;
@@ -228,10 +245,13 @@ impl Parts {
         video_queue.set_property("max-size-buffers", 32u32);
         video_queue.set_property("max-size-bytes", 0u32);
         video_queue.set_property("max-size-time", 0u64);
-        // x264 cannot encode 4:2:0 at an odd width or height: drop the odd last column / row.
-        let even = make("videocrop")?;
-        even.set_property("right", (inputs.width % 2) as i32);
-        even.set_property("bottom", (inputs.height % 2) as i32);
+        // H.264 4:2:0 has no odd widths or heights (even its cropping works in pairs of pixels):
+        // add one black column / row rather than lose the picture's last one (negative videobox
+        // borders add pixels).
+        let even = make("videobox")?;
+        even.set_property("right", -((inputs.width % 2) as i32));
+        even.set_property("bottom", -((inputs.height % 2) as i32));
+        even.set_property_from_str("fill", "black");
         let convert = make("videoconvert")?;
         // Players refuse the High 4:4:4 H.264 x264enc would write from RGB.
         let i420 = gst::ElementFactory::make("capsfilter")
@@ -255,6 +275,14 @@ impl Parts {
         decoder.set_property("uri", file_uri(settings.audio_file)?);
         let audio_convert = make("audioconvert")?;
         let audio_resample = make("audioresample")?;
+        let mp4_rates = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst_audio::AudioCapsBuilder::for_encoding("audio/x-raw")
+                    .rate_list(MP4_AAC_RATES)
+                    .build(),
+            )
+            .build()?;
         let aac = make("avenc_aac")?;
         let audio_queue = make("queue")?;
 
@@ -274,6 +302,7 @@ impl Parts {
             &decoder,
             &audio_convert,
             &audio_resample,
+            &mp4_rates,
             &aac,
             &audio_queue,
         ])?;
@@ -296,8 +325,15 @@ impl Parts {
             &sink,
         ])
         .context("cannot link the video branch")?;
-        gst::Element::link_many([&audio_convert, &audio_resample, &aac, &audio_queue, &mux])
-            .context("cannot link the audio branch")?;
+        gst::Element::link_many([
+            &audio_convert,
+            &audio_resample,
+            &mp4_rates,
+            &aac,
+            &audio_queue,
+            &mux,
+        ])
+        .context("cannot link the audio branch")?;
         link_first_stream(
             &pipeline,
             &decoder,

@@ -118,14 +118,19 @@ impl Report {
             "  video  {} frames at {FPS} fps ({:.2} s), {}x{} H.264; audio {:.2} s AAC",
             plan.output_frames,
             plan.duration_ns() as f64 / 1e9,
-            self.width - self.width % 2,
-            self.height - self.height % 2,
+            self.width + self.width % 2,
+            self.height + self.height % 2,
             self.audio_seconds,
         );
-        if self.width % 2 + self.height % 2 > 0 {
+        let added = match (self.width % 2, self.height % 2) {
+            (1, 1) => Some("a black column on the right and a black row at the bottom were"),
+            (1, _) => Some("a black column on the right was"),
+            (_, 1) => Some("a black row at the bottom was"),
+            _ => None,
+        };
+        if let Some(added) = added {
             eprintln!(
-                "         (the face is {}x{}: H.264 needs an even size, the odd last column or \
-                 row was dropped)",
+                "         (the face is {}x{}: H.264 needs an even size, so {added} added)",
                 self.width, self.height
             );
         }

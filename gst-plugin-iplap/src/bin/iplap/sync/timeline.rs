@@ -1,16 +1,15 @@
-//! The official output timeline of `inference_single.py` (spec §1.2, §1.3, §1.6) as pure functions:
-//! which template frames make the 25 fps template, how many output frames the audio gives, and
-//! which template frame each output frame shows.
+//! The official output timeline of `inference_single.py` (spec §1.3, §1.6) as pure functions: how
+//! many output frames the audio gives and which frame of the 25 fps template (spec §1.2,
+//! [`iplap::engine::template::template_frames_25fps`]) each output frame shows.
 //!
 //! Nothing here touches GStreamer or the models, so `tests/cli_sync.rs` includes this file to
 //! compute the expected timeline independently of the command's pipeline.
 
 use iplap::audio::{chunk_count, n_frames};
+// The 25 fps frame, the engine's: the template's conversion to 25 fps lives there, shared with
+// the reference bank of the same template.
+pub use iplap::engine::template::{FPS, FRAME_NS};
 
-/// The official output (and template) frame rate.
-pub const FPS: u64 = 25;
-/// One frame at [`FPS`], in nanoseconds.
-pub const FRAME_NS: u64 = 1_000_000_000 / FPS;
 /// Output frames before the first rendered one: the official loop renders its first window for
 /// output frame 2 and writes that result three times (spec §1.6).
 pub const LEAD_COPIES: usize = 2;
@@ -20,55 +19,6 @@ pub const WINDOW_TAIL: usize = 2;
 /// Fewest 16 kHz samples that give [`LEAD_COPIES`] + 1 = 3 mel chunks (`M >= 22` mel frames):
 /// with fewer the official loop writes no frame at all (spec §8.4 bug 4).
 pub const MIN_SAMPLES: usize = 4200;
-
-/// The template converted to 25 fps: for every output time `n · 40 ms` the index of the decoded
-/// frame nearest in time (ties: the earlier one), i.e. frames are dropped or repeated, never
-/// blended (spec §1.2 step 2). `pts_ns` are the decoded frames' timestamps in decode order.
-///
-/// The template lasts from its first timestamp to the last one plus the last frame interval (one
-/// 25 fps frame for a single image); it gets every 25 fps frame whose first half lies inside that
-/// span, at least one. 270 frames at 30 fps (9 s) give 225 frames, as in spec §1.2.
-///
-/// Deviation: ffmpeg's `-r 25` frame selection depends on its version's vsync rules (the spec
-/// does not pin one), and the official path re-encodes the template lossily before analysis
-/// (spec §8.4 bug 8), so exact pixel parity with its template is impossible either way; nearest in
-/// time is the rule both agree with on average.
-pub fn template_frames_25fps(pts_ns: &[u64]) -> Vec<usize> {
-    let Some(&first) = pts_ns.first() else {
-        return Vec::new();
-    };
-    let rel: Vec<u64> = pts_ns.iter().map(|&t| t.saturating_sub(first)).collect();
-    let last = rel[rel.len() - 1];
-    let interval = match rel.len() {
-        1 => FRAME_NS,
-        n => match last.saturating_sub(rel[n - 2]) {
-            0 => FRAME_NS,
-            d => d,
-        },
-    };
-    let end = last.saturating_add(interval);
-    let count = (end.saturating_sub(FRAME_NS / 2)).div_ceil(FRAME_NS).max(1);
-    let mut picked = Vec::with_capacity(count as usize);
-    let mut j = 0usize;
-    for n in 0..count {
-        let t = n * FRAME_NS;
-        // Strictly closer only: a tie keeps the earlier frame.
-        while j + 1 < rel.len() && rel[j + 1].abs_diff(t) < rel[j].abs_diff(t) {
-            j += 1;
-        }
-        picked.push(j);
-    }
-    picked
-}
-
-/// Whether decoded frame `i` can be picked for one of the first `frames` 25 fps frames, knowing
-/// only the timestamps up to `i` (the decode loop drops the pixels of the others): a frame is
-/// nearest to some time `t <= (frames - 1) · 40 ms` only if it is the first frame or its
-/// predecessor is not later than that.
-pub fn may_be_picked(i: usize, previous_rel_ns: Option<u64>, frames: usize) -> bool {
-    let horizon = (frames.saturating_sub(1) as u64).saturating_mul(FRAME_NS);
-    i == 0 || previous_rel_ns.is_some_and(|t| t <= horizon)
-}
 
 /// Number of output frames for `samples` 16 kHz samples: the number of mel chunks
 /// `L = ceil(5 (M - 15) / 16)` with `M = 1 + floor(S / 200)` (spec §1.3 step 4, §1.6).
@@ -122,62 +72,6 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(fps_num: u64, fps_den: u64, n: usize) -> Vec<u64> {
-        (0..n as u64)
-            .map(|i| i * fps_den * 1_000_000_000 / fps_num)
-            .collect()
-    }
-
-    #[test]
-    fn thirty_fps_drops_every_sixth_frame() {
-        let picked = template_frames_25fps(&at(30, 1, 270));
-        assert_eq!(picked.len(), 225, "spec §1.2: 270 frames at 30 fps -> 225");
-        assert_eq!(&picked[..7], &[0, 1, 2, 4, 5, 6, 7]);
-        assert_eq!(*picked.last().unwrap(), 269);
-        // Timestamps rounded to the nanosecond (33_333_333 ns apart) change nothing.
-        let rounded: Vec<u64> = (0..270u64).map(|i| i * 33_333_333).collect();
-        assert_eq!(template_frames_25fps(&rounded), picked);
-        // The six-frame cut of the end-to-end test.
-        assert_eq!(template_frames_25fps(&at(30, 1, 6)), vec![0, 1, 2, 4, 5]);
-    }
-
-    #[test]
-    fn other_rates_repeat_or_pass_through() {
-        let same = template_frames_25fps(&at(25, 1, 10));
-        assert_eq!(same, (0..10).collect::<Vec<_>>());
-        // A non-zero first timestamp is the template's start.
-        let shifted: Vec<u64> = at(25, 1, 10).iter().map(|t| t + 123_456).collect();
-        assert_eq!(template_frames_25fps(&shifted), same);
-        // 24 fps: one frame in 24 appears twice.
-        let p = template_frames_25fps(&at(24, 1, 48));
-        assert_eq!(p.len(), 50);
-        assert_eq!(p.windows(2).filter(|w| w[0] == w[1]).count(), 2);
-        // 29.97 fps.
-        assert_eq!(template_frames_25fps(&at(30000, 1001, 300)).len(), 250);
-    }
-
-    #[test]
-    fn a_still_image_is_one_frame() {
-        assert_eq!(template_frames_25fps(&[0]), vec![0]);
-        assert_eq!(template_frames_25fps(&[7_000]), vec![0]);
-        assert!(template_frames_25fps(&[]).is_empty());
-        // Two frames with the same timestamp: one 25 fps frame, the first.
-        assert_eq!(template_frames_25fps(&[0, 0]), vec![0]);
-    }
-
-    #[test]
-    fn pruning_keeps_every_frame_that_can_be_picked() {
-        let pts = at(30, 1, 270);
-        for frames in [1, 2, 5, 13, 100, 224, 225, 400] {
-            let picked = template_frames_25fps(&pts);
-            for &i in picked.iter().take(frames) {
-                let prev = i.checked_sub(1).map(|p| pts[p]);
-                assert!(may_be_picked(i, prev, frames), "frame {i} of {frames}");
-            }
-        }
-        assert!(!may_be_picked(5, Some(200_000_000), 3));
-    }
 
     #[test]
     fn chunk_counts_follow_the_spec() {
