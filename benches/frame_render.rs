@@ -111,6 +111,7 @@ fn main() {
             blend: true,
             show_sketch: false,
             threads,
+            device: iplap::runtime::DeviceConfig::cpu(),
         };
         let mut fr = FrameRenderer::from_package(&pkg, settings).expect("renderer");
         let mut stats: Vec<FrameStats> = Vec::new();

@@ -153,19 +153,35 @@ fn the_landmark_generator_contract_is_enforced_at_load() {
     );
 }
 
+/// Without a GPU (and here without the GPU build of ONNX Runtime) an explicit GPU device is an
+/// error that names the missing piece, never a panic and never a silent CPU run.
 #[test]
-fn gpu_providers_fail_clearly() {
-    use iplap::runtime::Provider;
+fn gpu_devices_fail_clearly_without_a_gpu() {
+    use iplap::runtime::{Device, DeviceConfig};
+    if iplap::runtime::nvidia::driver().is_ok() {
+        eprintln!("SKIP: this machine has an NVIDIA GPU");
+        return;
+    }
     let model = lg::build(&FormulaWeights::new(), LandmarkGraphOptions::default()).unwrap();
-    for provider in [Provider::Cuda, Provider::TensorRt] {
+    for device in [Device::Cuda, Device::TensorRt, Device::TensorRtRtx] {
         let config = SessionConfig {
-            provider,
+            device: DeviceConfig {
+                device,
+                ..DeviceConfig::default()
+            },
             ..Default::default()
         };
         let e = LandmarkGenerator::from_model(&model, &config)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("not available"), "{e}");
+        assert!(
+            e.contains(&format!("device={device} cannot run here")),
+            "{e}"
+        );
+        assert!(
+            e.contains("CPU-only build") || e.contains("no NVIDIA driver"),
+            "the missing piece is named: {e}"
+        );
     }
 }
 

@@ -16,6 +16,16 @@ pub mod render;
 use gst::glib;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // The engine reports through the `log` crate (TensorRT engine builds, cache problems): route
+    // it to a GStreamer debug category. A host that set its own logger (the `iplap` CLI) keeps it.
+    let engine = gst::DebugCategory::new(
+        "iplap-engine",
+        gst::DebugColorFlags::empty(),
+        Some("IP_LAP engine (sessions, providers, TensorRT engine cache)"),
+    );
+    if log::set_boxed_logger(Box::new(gst::log::DebugCategoryLogger::new(engine))).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     landmarks::register(plugin)?;
     render::register(plugin)?;
     Ok(())

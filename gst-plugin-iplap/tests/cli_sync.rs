@@ -148,6 +148,7 @@ fn expected_output(face: &Path, samples: &[f32]) -> (Plan, Vec<Array3<u8>>) {
             blend: true,
             show_sketch: false,
             threads: THREADS,
+            device: iplap::runtime::DeviceConfig::cpu(),
         },
     )
     .unwrap();

@@ -389,7 +389,13 @@ fn missing_or_bad_models_fail_at_state_change() {
 
     let e = element();
     e.set_property_from_str("device", "cuda");
-    assert!(start_error(&e).contains("device=cpu"));
+    let err = start_error(&e);
+    // Names the device and the missing piece (here: no GPU build of ONNX Runtime, or no driver).
+    assert!(err.contains("device=cuda cannot run here"), "{err}");
+    assert!(
+        err.contains("CPU-only build") || err.contains("NVIDIA driver"),
+        "{err}"
+    );
 }
 
 #[test]

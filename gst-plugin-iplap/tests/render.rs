@@ -169,6 +169,7 @@ fn renderer_settings(references: usize, blend: bool) -> FrameRendererSettings {
         blend,
         show_sketch: false,
         threads: THREADS,
+        device: iplap::runtime::DeviceConfig::cpu(),
     }
 }
 
@@ -480,7 +481,7 @@ fn bad_models_or_device_fail_at_state_change() {
     let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such-package");
     let empty = Path::new(env!("CARGO_TARGET_TMPDIR")).join("render-empty-package");
     std::fs::create_dir_all(&empty).unwrap();
-    let cases: [(Option<&Path>, &str, &[&str]); 4] = [
+    let cases: [(Option<&Path>, &str, &[&str]); 5] = [
         (None, "cpu", &["models", "iplap convert"]),
         (
             Some(&missing),
@@ -492,7 +493,12 @@ fn bad_models_or_device_fail_at_state_change() {
             "cpu",
             &[empty.to_str().unwrap(), "iplap convert"],
         ),
-        (Some(package()), "cuda", &["device=cuda", "device=cpu"]),
+        (Some(package()), "cuda", &["device=cuda cannot run here"]),
+        (
+            Some(package()),
+            "tensorrt-rtx",
+            &["device=tensorrt-rtx cannot run here"],
+        ),
     ];
     for (models, device, needles) in cases {
         let mut b = gst::ElementFactory::make("iplaprender").property_from_str("device", device);
@@ -531,11 +537,28 @@ fn properties_have_documented_ranges_and_defaults() {
         (1, 25, 25)
     );
     assert!(refs.flags().contains(gst::PARAM_FLAG_MUTABLE_PLAYING));
-    for name in ["models", "threads", "device"] {
+    for name in [
+        "models",
+        "threads",
+        "device",
+        "device-id",
+        "precision",
+        "engine-cache",
+    ] {
         let p = el.find_property(name).unwrap();
         assert!(p.flags().contains(gst::PARAM_FLAG_MUTABLE_READY), "{name}");
         assert!(!p.blurb().unwrap_or_default().is_empty(), "{name}");
     }
+    let id = el.find_property("device-id").unwrap();
+    let id = id.downcast_ref::<glib::ParamSpecUInt>().unwrap();
+    assert_eq!((id.minimum(), id.maximum(), id.default_value()), (0, 63, 0));
+    let nick = |name: &str| {
+        let v = el.property_value(name);
+        glib::EnumValue::from_value(&v).unwrap().1.nick().to_owned()
+    };
+    assert_eq!(nick("device"), "auto");
+    assert_eq!(nick("precision"), "fp32");
+    assert_eq!(el.property::<Option<String>>("engine-cache"), None);
     assert!(el.property::<bool>("blend"));
     assert!(!el.property::<bool>("show-sketch"));
     assert_eq!(el.property::<Option<String>>("models"), None);

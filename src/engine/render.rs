@@ -34,11 +34,11 @@ use crate::image::{
     FACE_SIZE, Image, ImageError, ImageMut, PasteBack, Rect, Resizer, SketchRasteriser,
     SketchScaling, bgr_to_chw, crop_face, face_to_u8, paste_face,
 };
-use crate::runtime::SessionConfig;
 use crate::runtime::renderer::{
     RenderConfig, RenderEngine, RenderError, RenderInput, RenderTimings, TARGET_SKETCHES,
     open_package,
 };
+use crate::runtime::{DeviceConfig, SessionConfig};
 use overlay::SketchOverlay;
 
 /// Values of one window's POSE sets, `(5, 2, 74)` row-major (`T_pose`, spec app. D).
@@ -88,7 +88,7 @@ pub enum FrameRenderError {
 }
 
 /// Settings of a [`FrameRenderer`] (the element's properties).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameRendererSettings {
     /// Number of image references, `1..=25`; which ones: [`reference_subset`]. Fewer is faster
     /// (stages (c) and (d) scale with it), 25 is the official setting.
@@ -104,6 +104,9 @@ pub struct FrameRendererSettings {
     /// Intra-op threads of every renderer stage and of the warp; 0 = ONNX Runtime's choice (one per
     /// physical core). Fixed when the renderer is built.
     pub threads: usize,
+    /// Where the networks run. `auto` is resolved when the renderer is built; the caller that
+    /// wants to log the choice resolves first ([`crate::runtime::providers::resolve`]).
+    pub device: DeviceConfig,
 }
 
 impl Default for FrameRendererSettings {
@@ -113,6 +116,7 @@ impl Default for FrameRendererSettings {
             blend: true,
             show_sketch: false,
             threads: 0,
+            device: DeviceConfig::default(),
         }
     }
 }
@@ -122,6 +126,7 @@ impl FrameRendererSettings {
     pub fn render_config(&self) -> RenderConfig {
         RenderConfig {
             session: SessionConfig {
+                device: self.device.clone(),
                 intra_threads: self.threads,
                 ..SessionConfig::default()
             },

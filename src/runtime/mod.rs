@@ -5,17 +5,23 @@
 //! comes from the pinned `onnxruntime` wheel that `scripts/setup.sh` installs into the project's
 //! venv; setup links it to a fixed place so that nothing has to be exported. See [`locate_library`].
 
+pub mod device;
+pub mod engine_cache;
 pub mod landmark_generator;
 pub mod landmark_stages;
 mod locate;
+pub mod nvidia;
+pub mod providers;
 pub mod renderer;
 mod session;
 pub mod winograd_op;
 
+pub use device::{Device, DeviceConfig, MAX_DEVICE_ID, Precision};
 pub use landmark_generator::{LandmarkGenerator, LandmarkInput, LandmarkModel, LandmarkOutput};
 pub use landmark_stages::StagedLandmarkGenerator;
 pub use locate::{LibrarySource, LocatedLibrary, locate_library};
-pub use session::{ModelSession, Provider, SessionConfig, SessionError};
+pub use providers::{DeviceError, Resolution};
+pub use session::{ModelSession, SessionConfig, SessionError};
 
 use std::sync::OnceLock;
 
@@ -68,5 +74,30 @@ pub(crate) fn environment() -> Result<&'static ort::environment::Environment, Ru
             path: "libonnxruntime".into(),
             message: "ONNX Runtime is not initialised".into(),
         }),
+    }
+}
+
+/// The loaded ONNX Runtime's version (e.g. "1.31.1"), after [`init`].
+pub fn version() -> Result<String, RuntimeError> {
+    let lib = init()?;
+    let failed = |message: String| RuntimeError::LoadFailed {
+        path: lib.path.display().to_string(),
+        message,
+    };
+    // SAFETY: the library is already loaded (this only takes another reference), and
+    // `OrtGetApiBase`/`GetVersionString` are ONNX Runtime's stable C entry points, whose string
+    // lives as long as the library.
+    unsafe {
+        let handle = libloading::Library::new(&lib.path).map_err(|e| failed(e.to_string()))?;
+        let base = handle
+            .get::<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase\0")
+            .map_err(|e| failed(e.to_string()))?();
+        if base.is_null() {
+            return Err(failed("OrtGetApiBase returned null".into()));
+        }
+        let version = ((*base).GetVersionString)();
+        Ok(std::ffi::CStr::from_ptr(version)
+            .to_string_lossy()
+            .into_owned())
     }
 }

@@ -82,7 +82,7 @@ pub enum RenderError {
 }
 
 /// Settings of a [`RenderEngine`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderConfig {
     /// ONNX Runtime provider and intra-op threads of every stage.
     pub session: SessionConfig,
@@ -235,15 +235,19 @@ impl RenderEngine {
             (0, t) => t,
             (w, _) => w,
         };
+        let ref_encoder = RefEncoder::from_bytes(&label(ref_encoder::NAME), a, s)?;
+        let flow_modulation = FlowModulation::from_bytes(&label(flow_modulation::NAME), &b, s)?;
+        let flow_head = FlowHead::from_bytes(&label(flow_head::NAME), c, config.graph, s)?;
+        let translation = Translation::from_bytes(&label(translation::NAME), &e, config.graph, s)?;
         Ok(RenderEngine {
             config: RenderConfig {
                 chunk: config.chunk.max(1),
                 ..config
             },
-            ref_encoder: RefEncoder::from_bytes(&label(ref_encoder::NAME), a, s)?,
-            flow_modulation: FlowModulation::from_bytes(&label(flow_modulation::NAME), &b, s)?,
-            flow_head: FlowHead::from_bytes(&label(flow_head::NAME), c, config.graph, s)?,
-            translation: Translation::from_bytes(&label(translation::NAME), &e, config.graph, s)?,
+            ref_encoder,
+            flow_modulation,
+            flow_head,
+            translation,
             bank: None,
             warp: WarpAccumulator::new(warp_threads),
         })

@@ -12,36 +12,16 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use super::RuntimeError;
+use super::device::{Device, DeviceConfig};
+use super::engine_cache::{EngineCacheEntry, EngineKey, EntryState};
 use crate::graph::onnx::{DType, Dim, TensorSpec};
 
-/// Where a session runs. Only [`Provider::Cpu`] exists in this build; the others fail with
-/// [`SessionError::ProviderUnavailable`], never with a silent CPU run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Provider {
-    /// ONNX Runtime's CPU execution provider.
-    #[default]
-    Cpu,
-    /// The CUDA execution provider.
-    Cuda,
-    /// The TensorRT execution provider.
-    TensorRt,
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
-            Provider::TensorRt => "tensorrt",
-        })
-    }
-}
-
 /// How to build a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Execution provider.
-    pub provider: Provider,
+    /// Where it runs. `auto` is resolved when the session is built; callers that build several
+    /// sessions resolve once first ([`super::providers::resolve`]) and log the choice.
+    pub device: DeviceConfig,
     /// Threads used inside one operator; 0 lets ONNX Runtime choose (one per physical core).
     pub intra_threads: usize,
     /// Let idle intra-op threads spin before sleeping (ONNX Runtime's own default). Off by default
@@ -53,7 +33,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            provider: Provider::Cpu,
+            device: DeviceConfig::cpu(),
             intra_threads: 0,
             spin_wait: false,
         }
@@ -66,17 +46,9 @@ pub enum SessionError {
     /// ONNX Runtime itself could not be loaded.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// The requested execution provider is not part of this build or machine.
-    #[error(
-        "execution provider `{provider}` is not available in this build/machine ({reason}); \
-         use provider `cpu`"
-    )]
-    ProviderUnavailable {
-        /// The provider asked for.
-        provider: Provider,
-        /// Why not.
-        reason: String,
-    },
+    /// The requested device cannot run here (the error names the missing piece).
+    #[error(transparent)]
+    Device(#[from] super::providers::DeviceError),
     /// ONNX Runtime rejected the model or an option.
     #[error("model {model}: could not create the ONNX Runtime session: {message}")]
     Build {
@@ -126,6 +98,133 @@ enum Source<'a> {
     File(&'a Path),
 }
 
+/// Builds the session on a resolved device: the providers, then the model.
+fn commit(
+    env: &ort::environment::Environment,
+    source: &Source<'_>,
+    config: &SessionConfig,
+    device: &DeviceConfig,
+    cache: Option<&EngineCacheEntry>,
+) -> Result<Session, String> {
+    let e = |e: ort::Error| e.to_string();
+    let mut builder = Session::builder(env)
+        .map_err(e)?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|x| x.to_string())?;
+    if config.intra_threads > 0 {
+        builder = builder
+            .with_intra_threads(config.intra_threads)
+            .map_err(|x| x.to_string())?;
+    }
+    if !config.spin_wait {
+        builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|x| x.to_string())?;
+    }
+    builder = super::providers::register(builder, device, cache)?;
+    // iplap's own operators (the Winograd convolution of the renderer's flow head). ONNX
+    // Runtime records a custom domain in a process-wide table with a check-then-insert that
+    // fails when two sessions register it at the same time ("the domain is already exist"),
+    // so sessions are built one at a time.
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let domain = super::winograd_op::domain().map_err(|x| x.to_string())?;
+    builder = builder.with_operators(domain).map_err(|x| x.to_string())?;
+    match source {
+        Source::Bytes(b) => builder.commit_from_memory(b),
+        Source::File(p) => builder.commit_from_file(p),
+    }
+    .map_err(|x| x.to_string())
+}
+
+/// The TensorRT engine cache key of a session: the graph, the GPU, TensorRT, precision, shapes.
+fn cache_key(
+    label: &str,
+    source: &Source<'_>,
+    inputs: &[TensorSpec],
+    device: &DeviceConfig,
+) -> Result<EngineKey, String> {
+    let onnx_sha256 = match source {
+        Source::Bytes(b) => EngineKey::hash_onnx(b),
+        Source::File(p) => EngineKey::hash_onnx(
+            &std::fs::read(p).map_err(|e| format!("reading {}: {e}", p.display()))?,
+        ),
+    };
+    let gpu = super::nvidia::gpu(device.device_id)?;
+    let tensorrt_version = match device.device {
+        Device::TensorRt => super::nvidia::tensorrt_version()?,
+        // The RTX provider bundles its TensorRT-RTX; the library's size tells its builds apart.
+        _ => {
+            let ort = super::init().map_err(|e| e.to_string())?.path;
+            let lib = super::nvidia::tensorrt_rtx_library(&ort)?;
+            format!(
+                "rtx{}",
+                std::fs::metadata(&lib).map(|m| m.len()).unwrap_or(0)
+            )
+        }
+    };
+    let stage = Path::new(label)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(label)
+        .to_owned();
+    let input_shapes = inputs
+        .iter()
+        .map(|t| {
+            let dims: Vec<String> = t
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => n.to_string(),
+                    Dim::Symbolic(name) => name.clone(),
+                })
+                .collect();
+            format!("{}:{}", t.name, dims.join("x"))
+        })
+        .collect();
+    Ok(EngineKey {
+        stage,
+        onnx_sha256,
+        gpu_name: gpu.name.clone(),
+        compute_capability: gpu.compute_capability,
+        tensorrt_version,
+        precision: device.precision,
+        input_shapes,
+    })
+}
+
+/// The prepared cache entry for the TensorRT devices; `None` for the others.
+fn engine_cache_entry(
+    label: &str,
+    source: &Source<'_>,
+    inputs: &[TensorSpec],
+    device: &DeviceConfig,
+) -> Result<Option<EngineCacheEntry>, String> {
+    if !device.device.builds_engines() {
+        return Ok(None);
+    }
+    let key = cache_key(label, source, inputs, device)?;
+    let root = device.engine_cache_dir();
+    let entry = EngineCacheEntry::prepare(&root, &key)
+        .map_err(|e| format!("engine cache {}: {e}", root.display()))?;
+    match entry.state {
+        EntryState::Load => log::info!(
+            "{label}: loading the cached engine from {}",
+            entry.dir.display()
+        ),
+        EntryState::Build => log::info!(
+            "{label}: building the {} engine (minutes on first use; cached in {})",
+            device.device,
+            entry.dir.display()
+        ),
+        EntryState::Replaced => log::warn!(
+            "{label}: the cached engine in {} was stale or damaged; rebuilding it",
+            entry.dir.display()
+        ),
+    }
+    Ok(Some(entry))
+}
+
 impl ModelSession {
     /// Builds a session from `.onnx` bytes; `label` names the model in errors.
     pub fn from_bytes(
@@ -156,46 +255,41 @@ impl ModelSession {
         outputs: &[TensorSpec],
         config: &SessionConfig,
     ) -> Result<Self, SessionError> {
-        if config.provider != Provider::Cpu {
-            return Err(SessionError::ProviderUnavailable {
-                provider: config.provider,
-                reason: "iplap was built without GPU execution providers".into(),
-            });
-        }
         let env = super::environment()?;
+        // Cheap after the first time (the probes are cached); an explicit device that cannot
+        // run here is refused before ONNX Runtime sees it.
+        let device = super::providers::resolve(&config.device)?.config;
         let err = |message: String| SessionError::Build {
             model: label.to_owned(),
             message,
         };
-        let mut builder = Session::builder(env)
-            .map_err(|e| err(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| err(e.to_string()))?;
-        if config.intra_threads > 0 {
-            builder = builder
-                .with_intra_threads(config.intra_threads)
+        let mut cache = engine_cache_entry(label, &source, inputs, &device).map_err(err)?;
+        let started = std::time::Instant::now();
+        let mut session = commit(env, &source, config, &device, cache.as_ref());
+        if let (Err(e), Some(entry)) = (&session, cache.as_mut())
+            && entry.state == EntryState::Load
+        {
+            // A cached engine that no longer loads (truncated, another TensorRT) is rebuilt.
+            log::warn!(
+                "{label}: the cached TensorRT engine in {} did not load ({e}); rebuilding it",
+                entry.dir.display()
+            );
+            entry
+                .discard(&cache_key(label, &source, inputs, &device).map_err(err)?)
                 .map_err(|e| err(e.to_string()))?;
+            session = commit(env, &source, config, &device, Some(entry));
         }
-        if !config.spin_wait {
-            builder = builder
-                .with_intra_op_spinning(false)
-                .map_err(|e| err(e.to_string()))?;
+        let session = session.map_err(err)?;
+        if let Some(entry) = &cache
+            && entry.state != EntryState::Load
+        {
+            log::info!(
+                "{label}: built the {} engine in {:.1} s (cached in {})",
+                device.device,
+                started.elapsed().as_secs_f64(),
+                entry.dir.display()
+            );
         }
-        // iplap's own operators (the Winograd convolution of the renderer's flow head). ONNX
-        // Runtime records a custom domain in a process-wide table with a check-then-insert that
-        // fails when two sessions register it at the same time ("the domain is already exist"),
-        // so sessions are built one at a time.
-        static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-        let domain = super::winograd_op::domain().map_err(|e| err(e.to_string()))?;
-        builder = builder
-            .with_operators(domain)
-            .map_err(|e| err(e.to_string()))?;
-        let session = match source {
-            Source::Bytes(b) => builder.commit_from_memory(b),
-            Source::File(p) => builder.commit_from_file(p),
-        }
-        .map_err(|e| err(e.to_string()))?;
         let s = ModelSession {
             session,
             model: label.to_owned(),

@@ -187,6 +187,7 @@ pub fn settings(references: usize, blend: bool) -> FrameRendererSettings {
         blend,
         show_sketch: false,
         threads: 2,
+        device: iplap::runtime::DeviceConfig::cpu(),
     }
 }
 

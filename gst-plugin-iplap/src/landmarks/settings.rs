@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use gst::glib;
 use gst::prelude::*;
 
-use super::{Device, Tracking};
+use super::Tracking;
+use crate::device::DeviceSettings;
 
 const DEFAULT_TRACKING: Tracking = Tracking::Static;
 const DEFAULT_THREADS: u32 = 0;
 const MAX_THREADS: u32 = 256;
-const DEFAULT_DEVICE: Device = Device::Cpu;
 const DEFAULT_ENROLL_DURATION_S: f64 = 3.0;
 const MIN_ENROLL_DURATION_S: f64 = 0.04;
 const MAX_ENROLL_DURATION_S: f64 = 60.0;
@@ -25,7 +25,7 @@ pub(super) struct Settings {
     pub(super) face_models: Option<PathBuf>,
     pub(super) tracking: Tracking,
     pub(super) threads: u32,
-    pub(super) device: Device,
+    pub(super) device: DeviceSettings,
     pub(super) enroll_duration_s: f64,
     pub(super) reference_location: Option<PathBuf>,
     pub(super) reference_bank: Option<PathBuf>,
@@ -41,7 +41,7 @@ impl Default for Settings {
             face_models: None,
             tracking: DEFAULT_TRACKING,
             threads: DEFAULT_THREADS,
-            device: DEFAULT_DEVICE,
+            device: DeviceSettings::default(),
             enroll_duration_s: DEFAULT_ENROLL_DURATION_S,
             reference_location: None,
             reference_bank: None,
@@ -55,7 +55,7 @@ impl Default for Settings {
 /// The param specs, defaults read from [`Settings::default`].
 pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
     let d = Settings::default();
-    vec![
+    let mut specs = vec![
         glib::ParamSpecString::builder("models")
             .nick("Model Package")
             .blurb("Folder with the converted model package (written by `iplap convert`). Unset: $IPLAP_MODELS, then models/ip_lap in the data folders ($IPLAP_DATA_DIR, ~/.local/share/iplap, PREFIX/share/iplap, /usr/local/share/iplap, /usr/share/iplap), then the checkout.")
@@ -77,11 +77,6 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .minimum(0)
             .maximum(MAX_THREADS)
             .default_value(d.threads)
-            .mutable_ready()
-            .build(),
-        glib::ParamSpecEnum::builder_with_default("device", d.device)
-            .nick("Device")
-            .blurb("Where the networks run; only cpu is available in this build (others fail at start).")
             .mutable_ready()
             .build(),
         glib::ParamSpecDouble::builder("enroll-duration")
@@ -123,7 +118,9 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .default_value(d.audio_stall_timeout_ms)
             .mutable_ready()
             .build(),
-    ]
+    ];
+    specs.extend(DeviceSettings::param_specs());
+    specs
 }
 
 impl Settings {
@@ -141,13 +138,13 @@ impl Settings {
             "face-models" => self.face_models = path(value),
             "tracking" => self.tracking = value.get().expect(get),
             "threads" => self.threads = value.get().expect(get),
-            "device" => self.device = value.get().expect(get),
             "enroll-duration" => self.enroll_duration_s = value.get().expect(get),
             "reference-location" => self.reference_location = path(value),
             "reference-bank" => self.reference_bank = path(value),
             "reference-bank-save" => self.reference_bank_save = path(value),
             "processing-latency" => self.processing_latency_ms = value.get().expect(get),
             "audio-stall-timeout" => self.audio_stall_timeout_ms = value.get().expect(get),
+            _ if self.device.set(name, value) => {}
             _ => unimplemented!("no property {name}"),
         }
     }
@@ -160,14 +157,16 @@ impl Settings {
             "face-models" => path(&self.face_models).to_value(),
             "tracking" => self.tracking.to_value(),
             "threads" => self.threads.to_value(),
-            "device" => self.device.to_value(),
             "enroll-duration" => self.enroll_duration_s.to_value(),
             "reference-location" => path(&self.reference_location).to_value(),
             "reference-bank" => path(&self.reference_bank).to_value(),
             "reference-bank-save" => path(&self.reference_bank_save).to_value(),
             "processing-latency" => self.processing_latency_ms.to_value(),
             "audio-stall-timeout" => self.audio_stall_timeout_ms.to_value(),
-            _ => unimplemented!("no property {name}"),
+            _ => self
+                .device
+                .get(name)
+                .unwrap_or_else(|| unimplemented!("no property {name}")),
         }
     }
 }

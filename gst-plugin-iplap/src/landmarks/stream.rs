@@ -17,7 +17,6 @@ use iplap::graph::package::ModelPackage;
 use iplap::image::{ChannelOrder, ImageRef};
 use iplap::runtime::SessionConfig;
 
-use super::Device;
 use super::imp::{CAT, IplapLandmarks};
 use super::reference::build_from_file;
 use super::settings::Settings;
@@ -128,15 +127,6 @@ impl State {
         imp: &IplapLandmarks,
         settings: &Settings,
     ) -> Result<State, gst::ErrorMessage> {
-        if settings.device != Device::Cpu {
-            return Err(gst::error_msg!(
-                gst::LibraryError::Settings,
-                (
-                    "device={} is not available in this build of iplaplandmarks; set device=cpu",
-                    iplap::runtime::Provider::from(settings.device)
-                )
-            ));
-        }
         let element = imp.obj();
         let element = element.upcast_ref::<gst::Object>();
         let models = resolve(
@@ -154,6 +144,9 @@ impl State {
             *CAT,
         )?;
         crate::data::init_runtime(element, *CAT)?;
+        let device = settings
+            .device
+            .resolve(imp.obj().upcast_ref::<gst::Element>(), *CAT)?;
         let t0 = Instant::now();
         let package = ModelPackage::open(&models).map_err(|e| {
             gst::error_msg!(
@@ -162,7 +155,7 @@ impl State {
             )
         })?;
         let config = SessionConfig {
-            provider: settings.device.into(),
+            device: device.clone(),
             intra_threads: settings.threads as usize,
             ..SessionConfig::default()
         };
@@ -226,7 +219,7 @@ impl State {
             imp = imp,
             "Models loaded in {:?} (device {}, {} threads, tracking {:?})",
             t0.elapsed(),
-            iplap::runtime::Provider::from(settings.device),
+            device,
             settings.threads,
             settings.tracking
         );

@@ -53,11 +53,12 @@ use iplap::engine::render::{FrameRenderError, FrameRenderer, FrameRendererSettin
 use iplap::graph::GraphError;
 use iplap::runtime::renderer::RenderError;
 
-use super::Device;
 use super::frame::{
     ErrorKind, FrameError, PixelLayout, Renderer, error_kind, pixel_layout, template_formats,
 };
+use crate::device::DeviceSettings;
 use crate::meta::LandmarkMeta;
+use iplap::runtime::DeviceConfig;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -70,7 +71,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_REFERENCES: u32 = IMAGE_REFERENCES as u32;
 const DEFAULT_THREADS: u32 = 0;
 const MAX_THREADS: u32 = 256;
-const DEFAULT_DEVICE: Device = Device::Cpu;
 const DEFAULT_SHOW_SKETCH: bool = false;
 const DEFAULT_BLEND: bool = true;
 const DEFAULT_POST_STATS: bool = false;
@@ -80,7 +80,7 @@ struct Settings {
     models: Option<PathBuf>,
     references: u32,
     threads: u32,
-    device: Device,
+    device: DeviceSettings,
     show_sketch: bool,
     blend: bool,
     post_stats: bool,
@@ -92,7 +92,7 @@ impl Default for Settings {
             models: None,
             references: DEFAULT_REFERENCES,
             threads: DEFAULT_THREADS,
-            device: DEFAULT_DEVICE,
+            device: DeviceSettings::default(),
             show_sketch: DEFAULT_SHOW_SKETCH,
             blend: DEFAULT_BLEND,
             post_stats: DEFAULT_POST_STATS,
@@ -101,12 +101,13 @@ impl Default for Settings {
 }
 
 impl Settings {
-    fn renderer_settings(&self) -> FrameRendererSettings {
+    fn renderer_settings(&self, device: DeviceConfig) -> FrameRendererSettings {
         FrameRendererSettings {
             references: self.references as usize,
             blend: self.blend,
             show_sketch: self.show_sketch,
             threads: self.threads as usize,
+            device,
         }
     }
 }
@@ -152,17 +153,6 @@ impl IplapRender {
 
     /// Loads the renderer for `settings`; errors name the folder and how to make a package.
     fn load(&self, settings: &Settings) -> Result<FrameRenderer, gst::ErrorMessage> {
-        if settings.device != Device::Cpu {
-            let nick = match settings.device {
-                Device::Cuda => "cuda",
-                _ => "tensorrt",
-            };
-            return Err(gst::error_msg!(
-                gst::LibraryError::Settings,
-                ("device={nick} is not available: this build of iplap has no GPU execution \
-                     providers; set device=cpu")
-            ));
-        }
         let models = crate::data::resolve(
             settings.models.as_deref(),
             iplap::data_files::DataFile::ModelPackage,
@@ -171,6 +161,7 @@ impl IplapRender {
             *CAT,
         )?;
         crate::data::init_runtime(self.obj().upcast_ref(), *CAT)?;
+        let device = settings.device.resolve(self.obj().upcast_ref(), *CAT)?;
         if !models.is_dir() {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
@@ -184,13 +175,13 @@ impl IplapRender {
         }
         let text = format!("Loading the renderer from {}", models.display());
         self.post_progress(gst::ProgressType::Start, &text);
-        match FrameRenderer::from_package(&models, settings.renderer_settings()) {
+        match FrameRenderer::from_package(&models, settings.renderer_settings(device.clone())) {
             Ok(renderer) => {
                 self.post_progress(gst::ProgressType::Complete, &text);
                 gst::info!(
                     CAT,
                     imp = self,
-                    "Loaded the renderer from {} ({} references, {} threads)",
+                    "Loaded the renderer from {} ({} references, {} threads, device {device})",
                     models.display(),
                     settings.references,
                     settings.threads
@@ -288,7 +279,7 @@ impl IplapRender {
         face: &SyncedFace,
     ) -> Result<(), Option<String>> {
         // Knobs that may change while playing.
-        let current = *renderer.engine.settings();
+        let current = renderer.engine.settings().clone();
         if current.references != settings.references as usize {
             renderer
                 .engine
@@ -404,14 +395,6 @@ impl ObjectImpl for IplapRender {
                     .default_value(d.threads)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("device", d.device)
-                    .nick("Device")
-                    .blurb(
-                        "Where the renderer runs. Only cpu exists in this build; others fail when \
-                         the element starts.",
-                    )
-                    .mutable_ready()
-                    .build(),
                 glib::ParamSpecBoolean::builder("show-sketch")
                     .nick("Show Sketch")
                     .blurb(
@@ -441,6 +424,9 @@ impl ObjectImpl for IplapRender {
                     .mutable_playing()
                     .build(),
             ]
+            .into_iter()
+            .chain(DeviceSettings::param_specs())
+            .collect()
         });
         PROPERTIES.as_ref()
     }
@@ -458,7 +444,6 @@ impl ObjectImpl for IplapRender {
                 self.change("references", &mut s.references, value.get().expect(expect))
             }
             "threads" => self.change("threads", &mut s.threads, value.get().expect(expect)),
-            "device" => self.change("device", &mut s.device, value.get().expect(expect)),
             "show-sketch" => self.change(
                 "show-sketch",
                 &mut s.show_sketch,
@@ -468,7 +453,12 @@ impl ObjectImpl for IplapRender {
             "post-stats" => {
                 self.change("post-stats", &mut s.post_stats, value.get().expect(expect))
             }
-            _ => unimplemented!(),
+            name => {
+                if !s.device.set(name, value) {
+                    unimplemented!("no property {name}");
+                }
+                gst::info!(CAT, imp = self, "Set {name}: {:?}", s.device);
+            }
         }
     }
 
@@ -482,11 +472,13 @@ impl ObjectImpl for IplapRender {
                 .to_value(),
             "references" => settings.references.to_value(),
             "threads" => settings.threads.to_value(),
-            "device" => settings.device.to_value(),
             "show-sketch" => settings.show_sketch.to_value(),
             "blend" => settings.blend.to_value(),
             "post-stats" => settings.post_stats.to_value(),
-            _ => unimplemented!(),
+            name => settings
+                .device
+                .get(name)
+                .unwrap_or_else(|| unimplemented!("no property {name}")),
         }
     }
 }

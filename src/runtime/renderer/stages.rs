@@ -86,7 +86,7 @@ impl BatchedSession {
             bytes,
             inputs: contract.0,
             outputs: contract.1,
-            config: *config,
+            config: config.clone(),
             sessions: Vec::new(),
         };
         s.session(1)?; // validates the model now rather than at the first frame

@@ -48,6 +48,8 @@ pub struct Common {
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: crate::device_args::DeviceArgs,
 }
 
 fn median(mut v: Vec<Duration>) -> f64 {
@@ -82,9 +84,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 fn renderer(c: &Common, n: usize, iterations: usize) -> anyhow::Result<()> {
     let package = ModelPackage::open(&c.models)?;
     let session = SessionConfig {
+        device: c.device.resolve()?,
         intra_threads: c.threads,
         ..SessionConfig::default()
     };
+    let device = session.device.to_string();
     let mut engine = RenderEngine::from_package(
         &package,
         RenderConfig {
@@ -147,11 +151,13 @@ fn renderer(c: &Common, n: usize, iterations: usize) -> anyhow::Result<()> {
     let per_frame = median(frame);
     let threads = threads_used(c.threads);
     if c.json {
-        let v = json!({"references": n, "threads": threads, "iterations": iterations,
+        let v = json!({"references": n, "threads": threads, "device": device, "iterations": iterations,
                        "per_frame_s": per_frame, "stages": stages});
         println!("{v}");
     } else {
-        println!("renderer, {n} references, {threads} thread(s), median of {iterations} frames");
+        println!(
+            "renderer on {device}, {n} references, {threads} thread(s), median of {iterations} frames"
+        );
         if let Some(map) = stages.as_object() {
             for (k, v) in map {
                 println!("  {k:<20} {:9.1} ms", v.as_f64().unwrap_or(f64::NAN) * 1e3);
@@ -168,9 +174,11 @@ fn renderer(c: &Common, n: usize, iterations: usize) -> anyhow::Result<()> {
 fn landmark_generator(c: &Common, iterations: usize) -> anyhow::Result<()> {
     let package = ModelPackage::open(&c.models)?;
     let session = SessionConfig {
+        device: c.device.resolve()?,
         intra_threads: c.threads,
         ..SessionConfig::default()
     };
+    let device = session.device.to_string();
     let mut staged = match LandmarkModel::from_package(&package, &session)? {
         LandmarkModel::Staged(g) => g,
         LandmarkModel::OneGraph(_) => anyhow::bail!(
@@ -228,6 +236,7 @@ fn landmark_generator(c: &Common, iterations: usize) -> anyhow::Result<()> {
             "{}",
             json!({
                 "threads": threads,
+                "device": device,
                 "iterations": iterations,
                 "per_window_s": per_window,
                 "one_graph_per_window_s": one_graph_per_window,
@@ -236,7 +245,7 @@ fn landmark_generator(c: &Common, iterations: usize) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "landmark generator, {threads} thread(s), median of {iterations} streaming windows:"
+            "landmark generator on {device}, {threads} thread(s), median of {iterations} streaming windows:"
         );
         for (name, v) in [
             ("mel encoder (1 new chunk)", mel),

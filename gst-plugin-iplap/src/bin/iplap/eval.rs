@@ -36,6 +36,8 @@ pub struct EvalArgs {
     /// ONNX Runtime intra-op threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    #[command(flatten)]
+    pub device: crate::device_args::DeviceArgs,
 }
 
 /// Reads `<dir>/<name>.npy` as float32 and checks its shape (`None` = any size on that axis).
@@ -82,8 +84,11 @@ fn output<S: ndarray::Data<Elem = f32>, D: ndarray::Dimension>(
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    // The device first: a machine that cannot run it needs no package to say so.
+    let device = args.device.resolve()?;
     let package = ModelPackage::open(&args.models)?;
     let session = SessionConfig {
+        device,
         intra_threads: args.threads,
         ..SessionConfig::default()
     };

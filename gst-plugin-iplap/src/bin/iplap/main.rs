@@ -6,6 +6,8 @@
 
 mod bench;
 mod convert;
+mod device_args;
+mod devices;
 mod eval;
 mod mel;
 mod prepare;
@@ -47,6 +49,8 @@ enum Command {
     /// Time a network of a model package (medians per stage and per frame/window), or `sync`.
     #[command(subcommand)]
     Bench(BenchTarget),
+    /// List what this machine can run the networks on: ONNX Runtime, providers, GPUs.
+    Devices(devices::DevicesArgs),
 }
 
 /// `iplap bench …`: the networks (bench.rs) plus the whole `sync` command.
@@ -91,7 +95,27 @@ pub fn default_models() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(DataFile::ModelPackage.in_checkout()))
 }
 
+/// The engine's `log` records (TensorRT engine builds, cache problems) on stderr.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Info && metadata.target().starts_with("iplap")
+    }
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let level = record.level().to_string().to_lowercase();
+            eprintln!("{level}: {}", record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
 fn main() -> std::process::ExitCode {
+    static LOGGER: StderrLogger = StderrLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mel(args) => mel::run(args),
@@ -102,6 +126,7 @@ fn main() -> std::process::ExitCode {
         Command::Sync(args) => sync::run(args),
         Command::Bench(BenchTarget::Network(cmd)) => bench::run(cmd),
         Command::Bench(BenchTarget::Sync(args)) => sync::bench::run(args),
+        Command::Devices(args) => devices::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use anyhow::Context;
 use gstiplap::render::stats::STATS_FIELDS;
 
 use super::output::TempFile;
-use super::{Device, SyncArgs, execute, media};
+use super::{SyncArgs, execute, media};
 
 #[derive(clap::Args)]
 pub struct BenchSyncArgs {
@@ -39,6 +39,8 @@ pub struct BenchSyncArgs {
     /// Print one JSON object per reference count on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    device: crate::device_args::DeviceArgs,
 }
 
 pub fn run(args: BenchSyncArgs) -> anyhow::Result<()> {
@@ -62,7 +64,7 @@ fn bench(args: BenchSyncArgs) -> anyhow::Result<()> {
             face_models: args.face_models.clone(),
             references,
             threads: args.threads,
-            device: Device::Cpu,
+            device: args.device.clone(),
             show_sketch: false,
             dump_frames: None,
             frame_memory_mib: super::frames::MEMORY_BUDGET >> 20,

@@ -45,35 +45,6 @@ const CHECKPOINT_HINT: &str = "hint: `iplap convert --landmark-checkpoint \
      landmarkgenerator_checkpoint.pth --renderer-checkpoint renderer_checkpoint.pth --out {dir}` \
      makes it from the official checkpoints (https://github.com/Weizhi-Zhong/IP_LAP, \"Test\")";
 
-/// Where the networks run (the elements' `device` property).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Device {
-    /// ONNX Runtime on the CPU.
-    Cpu,
-    /// ONNX Runtime's CUDA execution provider (not in this build).
-    Cuda,
-    /// ONNX Runtime's TensorRT execution provider (not in this build).
-    Tensorrt,
-}
-
-impl Device {
-    fn nick(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
-            Device::Cuda => "cuda",
-            Device::Tensorrt => "tensorrt",
-        }
-    }
-
-    fn provider(self) -> iplap::runtime::Provider {
-        match self {
-            Device::Cpu => iplap::runtime::Provider::Cpu,
-            Device::Cuda => iplap::runtime::Provider::Cuda,
-            Device::Tensorrt => iplap::runtime::Provider::TensorRt,
-        }
-    }
-}
-
 #[derive(clap::Args, Clone)]
 pub struct SyncArgs {
     /// Face video or still image (anything GStreamer decodes): the template whose mouth is redrawn.
@@ -98,9 +69,8 @@ pub struct SyncArgs {
     /// Threads per network (ONNX Runtime intra-op threads); 0: one per core.
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
-    /// Where the networks run; only cpu is available in this build.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: Device,
+    #[command(flatten)]
+    pub device: crate::device_args::DeviceArgs,
     /// Draw the predicted jaw and lip lines over the face (the official script shows the sketch
     /// beside the frame instead).
     #[arg(long)]
@@ -144,8 +114,9 @@ pub fn execute(args: &SyncArgs, interactive: bool) -> anyhow::Result<Report> {
         );
     }
     init_gstreamer()?;
+    let device = args.device.resolve()?;
     let config = SessionConfig {
-        provider: args.device.provider(),
+        device: device.clone(),
         intra_threads: args.threads as usize,
         ..SessionConfig::default()
     };
@@ -213,7 +184,7 @@ pub fn execute(args: &SyncArgs, interactive: bool) -> anyhow::Result<Report> {
         models: &args.models,
         face_models: &args.face_models,
         threads: args.threads,
-        device: args.device.nick(),
+        device: &device,
         references: args.references,
         show_sketch: args.show_sketch,
         bank_file: &bank_file.0,

@@ -65,7 +65,8 @@ pub struct Settings<'a> {
     pub models: &'a Path,
     pub face_models: &'a Path,
     pub threads: u32,
-    pub device: &'static str,
+    /// Resolved once by the command (both elements get the same, concrete device).
+    pub device: &'a iplap::runtime::DeviceConfig,
     pub references: u32,
     pub show_sketch: bool,
     /// The reference bank file for `iplaplandmarks` (`reference-bank`).
@@ -230,12 +231,12 @@ impl Parts {
             settings.bank_file.to_string_lossy().as_ref(),
         );
         landmarks.set_property("threads", settings.threads);
-        landmarks.set_property_from_str("device", settings.device);
+        set_device(&landmarks, settings.device);
         let render = make("iplaprender")?;
         render.set_property("models", settings.models.to_string_lossy().as_ref());
         render.set_property("references", settings.references);
         render.set_property("threads", settings.threads);
-        render.set_property_from_str("device", settings.device);
+        set_device(&render, settings.device);
         render.set_property("show-sketch", settings.show_sketch);
         render.set_property("post-stats", true);
 
@@ -515,4 +516,15 @@ fn dump_frame(dir: &Path, pad: &gst::Pad, buffer: &gst::Buffer) -> Result<(), St
     let array = ndarray::Array3::from_shape_vec((h, w, 3), rgb).map_err(|e| e.to_string())?;
     let path: PathBuf = dir.join(format!("frame_{k:05}.npy"));
     ndarray_npy::write_npy(&path, &array).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The device properties of either element, from the command's resolved device.
+fn set_device(element: &gst::Element, device: &iplap::runtime::DeviceConfig) {
+    element.set_property_from_str("device", device.device.nick());
+    element.set_property("device-id", device.device_id);
+    element.set_property_from_str("precision", device.precision.nick());
+    element.set_property(
+        "engine-cache",
+        crate::device_args::engine_cache_property(device),
+    );
 }
