@@ -10,10 +10,15 @@
 #                               into PREFIX/{lib/gstreamer-1.0,bin,share/iplap} with one
 #   scripts/setup.sh --install --user
 #                               the same for this user only (~/.local, found by GStreamer as is)
+#   scripts/setup.sh --gpu      also install the NVIDIA GPU runtime (below) even without a driver
+#   scripts/setup.sh --cpu      never install it (default: installed when libcuda.so.1 loads)
 #
 # Steps:
 #   1. apt packages: GStreamer 1.22 (dev, tools, base/good/bad/ugly/libav plugins), pkg-config, python3-venv
 #   2. Python venv for model preparation at .venv/ (git-ignored) with the pinned onnxruntime wheel
+#      GPU runtime (NVIDIA driver present, or --gpu): onnxruntime-gpu (same version; runs CPU
+#      sessions too), NVIDIA's CUDA 13.0 runtime wheels (cudart, cuBLAS, cuDNN 9, cuFFT, cuRAND)
+#      and the TensorRT-RTX provider, into .venv/gpu/ (~3 GB; the engine preloads them itself)
 #   3. libonnxruntime.so linked to .venv/ort/ where the engine finds it (ORT_DYLIB_PATH still overrides)
 #   4. cargo build --release: the `iplap` CLI and the GStreamer plugin libgstiplap.so
 #   5. MediaPipe face models: the pinned mediapipe==0.10.21 wheel (downloaded, not installed) converted
@@ -28,6 +33,18 @@ cd "$ROOT"
 ONNXRUNTIME_VERSION="1.31.1" # ort =2.0.0-rc.15 speaks the ONNX Runtime 1.31 API
 MEDIAPIPE_VERSION="0.10.21"   # the last wheel with the legacy face detector + attention mesh
 VENV="$ROOT/.venv"
+# The GPU runtime, pinned to the CUDA 13.0 series (the oldest driver that runs it: 580).
+GPU_WHEELS=(
+  "onnxruntime-gpu==$ONNXRUNTIME_VERSION"
+  "nvidia-cuda-runtime==13.0.96"
+  "nvidia-cublas==13.0.2.14"
+  "nvidia-nvjitlink==13.0.88"
+  "nvidia-cudnn-cu13==9.13.1.26"
+  "nvidia-cufft==12.0.0.61"
+  "nvidia-curand==10.4.0.35"
+  "onnxruntime-ep-nv-tensorrt-rtx-cu13==0.5.0"
+)
+GPU=auto
 QUIET=0
 INSTALL=0
 INSTALL_ARGS=()
@@ -35,9 +52,11 @@ for arg in "$@"; do
   case "$arg" in
     --quiet | -q) QUIET=1 ;;
     --install) INSTALL=1 ;;
+    --gpu) GPU=yes ;;
+    --cpu) GPU=no ;;
     --user) INSTALL_ARGS+=(--user) ;;
     -h | --help)
-      sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -133,10 +152,41 @@ else
   say "onnxruntime $have_ort present in .venv/"
 fi
 
+if [ "$GPU" = auto ]; then
+  # The driver is what a GPU run needs from the system; everything else comes from pip.
+  if "$VENV/bin/python" -c 'import ctypes; ctypes.CDLL("libcuda.so.1")' 2>/dev/null; then
+    GPU=yes
+  else
+    GPU=no
+  fi
+fi
+GPU_DIR="$VENV/gpu"
+GPU_STAMP="$GPU_DIR/.installed"
+if [ "$GPU" = yes ]; then
+  STEP="2/6 GPU runtime (onnxruntime-gpu, CUDA 13.0 wheels, TensorRT-RTX provider) into .venv/gpu/"
+  HINT="PyPI must be reachable (about 3 GB); rerun with --cpu to skip the GPU runtime"
+  if [ "$(cat "$GPU_STAMP" 2>/dev/null)" != "${GPU_WHEELS[*]}" ]; then
+    say "installing the GPU runtime into .venv/gpu/ (about 3 GB unpacked)"
+    rm -rf "$GPU_DIR"
+    # --target keeps it apart from the CPU wheel (both are the `onnxruntime` package);
+    # --no-deps: only the libraries are used, not the Python modules.
+    run "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps \
+      --target "$GPU_DIR" "${GPU_WHEELS[@]}"
+    echo "${GPU_WHEELS[*]}" >"$GPU_STAMP"
+  else
+    say "GPU runtime present in .venv/gpu/"
+  fi
+fi
+
 # ---------------------------------------------------------------------------------------------
 STEP="3/6 link libonnxruntime.so for the engine"
 HINT="the onnxruntime wheel should contain onnxruntime/capi/libonnxruntime.so.*; delete .venv/ and rerun scripts/setup.sh"
-capi="$("$VENV/bin/python" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
+if [ -f "$GPU_STAMP" ] && [ "$GPU" = yes ]; then
+  # The GPU build: same version, runs CPU sessions as well, and has the CUDA/TensorRT providers.
+  capi="$GPU_DIR/onnxruntime/capi"
+else
+  capi="$("$VENV/bin/python" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
+fi
 lib="$(ls "$capi"/libonnxruntime.so.* 2>/dev/null | head -n 1 || true)"
 [ -n "$lib" ] || { echo "no libonnxruntime.so.* in $capi" >"$LOG"; false; }
 mkdir -p "$VENV/ort"

@@ -60,10 +60,37 @@ fn auto_without_a_gpu_runs_on_the_cpu_and_says_why() {
         assert!(!why.is_empty(), "{d}");
     }
     let line = r.describe();
-    assert!(
-        line.starts_with("running on cpu; tensorrt-rtx skipped: "),
-        "{line}"
-    );
+    assert!(line.starts_with("running on cpu; tensorrt-rtx"), "{line}");
+    // Worth a warning only where a GPU was plausibly expected (GPU runtime or driver present).
+    assert_eq!(r.fell_back_from_gpu(), providers::gpu_runtime_installed());
+}
+
+/// With `scripts/setup.sh --gpu` (CI installs it), the GPU build of ONNX Runtime is the one
+/// loaded, and the CUDA libraries its CUDA provider needs load from pip's wheels beside it, in
+/// order, without a driver: what a GPU machine relies on, checked here.
+#[test]
+fn the_gpu_runtime_from_setup_is_complete() {
+    if !providers::gpu_runtime_installed() {
+        eprintln!(
+            "SKIP: the CPU-only ONNX Runtime is loaded (scripts/setup.sh --gpu installs the GPU one)"
+        );
+        return;
+    }
+    let ort = iplap::runtime::init().unwrap().path;
+    for lib in [
+        nvidia::CUDA_PROVIDER_LIBRARY,
+        nvidia::TENSORRT_PROVIDER_LIBRARY,
+    ] {
+        assert!(
+            nvidia::provider_library(&ort, lib).is_some(),
+            "{lib} beside {}",
+            ort.display()
+        );
+    }
+    assert!(!nvidia::wheel_library_dirs(&ort).is_empty());
+    assert_eq!(nvidia::preload_cuda_libraries(&ort), Vec::<&str>::new());
+    let rtx = nvidia::tensorrt_rtx_library(&ort).unwrap();
+    assert!(rtx.ends_with(nvidia::TENSORRT_RTX_PROVIDER_LIBRARY));
 }
 
 #[test]

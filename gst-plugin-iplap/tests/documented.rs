@@ -28,6 +28,7 @@ const TESTED: &[&str] = &[
     "file-to-file",
     "webcam",
     "obs",
+    "devices",
 ];
 
 const CHECKOUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -542,4 +543,21 @@ fn readme_convert_eval_and_bench_commands() {
     );
     assert!(out.contains("per frame"), "{out}");
     eprintln!("whole test: {:.1?}", t0.elapsed());
+}
+
+/// `iplap devices` as written: the runtime, every provider and the auto choice, exit 0 (with no
+/// GPU here, every GPU device says why it is unavailable).
+#[test]
+fn readme_devices_command() {
+    let s = Scratch::new("devices");
+    let out = s.bash(&block("devices"), &[], Duration::from_secs(60));
+    assert!(out.starts_with("ONNX Runtime "), "{out}");
+    for device in ["cpu", "cuda", "tensorrt", "tensorrt-rtx"] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{device} "))),
+            "{device}: {out}"
+        );
+    }
+    assert!(out.contains("\nauto: "), "{out}");
 }

@@ -432,17 +432,14 @@ fn unlinked_audio_sink_is_treated_as_silence() {
     for (i, b) in bufs.iter().enumerate() {
         assert_eq!(b.pts(), Some(i as u64 * FRAME));
     }
-    let warning =
-        std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning])).find_map(|m| match m
-            .view()
-        {
+    // (Other warnings may come first: device=auto on a machine with a GPU runtime and no GPU.)
+    let warning = std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Warning]))
+        .filter_map(|m| match m.view() {
             gst::MessageView::Warning(w) => Some(w.error().to_string()),
             _ => None,
-        });
-    assert!(
-        warning.is_some_and(|w| w.contains("audio_sink is not linked")),
-        "a warning says the audio is missing"
-    );
+        })
+        .find(|w| w.contains("audio_sink is not linked"));
+    assert!(warning.is_some(), "a warning says the audio is missing");
 }
 
 #[test]

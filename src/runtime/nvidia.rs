@@ -157,19 +157,15 @@ pub fn tensorrt_version() -> Result<String, String> {
     ))
 }
 
-/// The CUDA libraries the CUDA provider links, in the order they must be loaded (each after
-/// what it links). cuDNN's sub-libraries come last: cuDNN opens them by name on demand.
-pub const CUDA_LIBRARIES: [&str; 10] = [
+/// The CUDA libraries the CUDA provider links or opens, in the order they must be loaded (each
+/// after what it links). cuDNN finds its own sub-libraries (its RUNPATH is `$ORIGIN`).
+pub const CUDA_LIBRARIES: [&str; 6] = [
     "libcudart.so.13",
     "libcublasLt.so.13",
     "libcublas.so.13",
     "libcurand.so.10",
     "libcufft.so.12",
     "libcudnn.so.9",
-    "libcudnn_graph.so.9",
-    "libcudnn_ops.so.9",
-    "libcudnn_cnn.so.9",
-    "libcudnn_engines_precompiled.so.9",
 ];
 
 /// Folders where pip's NVIDIA wheels put the CUDA libraries, found from the ONNX Runtime library
@@ -258,10 +254,9 @@ pub fn tensorrt_rtx_library(ort_library: &Path) -> Result<PathBuf, String> {
         };
     }
     let real = std::fs::canonicalize(ort_library).unwrap_or_else(|_| ort_library.to_path_buf());
-    let site = real
-        .ancestors()
-        .find(|a| a.ends_with("site-packages"))
-        .map(Path::to_path_buf);
+    // `site-packages/onnxruntime/capi/` (a venv) or `.venv/gpu/onnxruntime/capi/` (setup's
+    // `pip --target`): the wheel's package folder is a sibling of `onnxruntime/`.
+    let site = real.ancestors().nth(3).map(Path::to_path_buf);
     let found = site.as_ref().and_then(|site| {
         std::fs::read_dir(site)
             .into_iter()
@@ -284,4 +279,41 @@ pub fn tensorrt_rtx_library(ort_library: &Path) -> Result<PathBuf, String> {
                 .unwrap_or_default()
         )
     })
+}
+
+/// Loads what the TensorRT-RTX provider library links from its own wheel folder (the wheel
+/// ships versioned file names only, so the loader would not find them by SONAME): its CUDA
+/// runtime, TensorRT-RTX and the ONNX parser. Returns the first that failed.
+pub fn preload_tensorrt_rtx(provider: &Path) -> Result<(), String> {
+    let Some(dir) = provider.parent() else {
+        return Ok(());
+    };
+    for stem in [
+        "libcudart.so.",
+        "libtensorrt_rtx.so.",
+        "libtensorrt_onnxparser_rtx.so.",
+    ] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(stem))
+            })
+            .collect();
+        files.sort();
+        // The CUDA runtime may come from elsewhere (already loaded); TensorRT-RTX may not.
+        let required = stem.starts_with("libtensorrt");
+        match files.last() {
+            Some(f) if !load_global(f) && required => {
+                return Err(format!("cannot load {}", f.display()));
+            }
+            None if required => return Err(format!("no {stem}* in {}", dir.display())),
+            _ => {}
+        }
+    }
+    Ok(())
 }

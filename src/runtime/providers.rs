@@ -29,11 +29,20 @@ impl Resolution {
             && (nvidia::driver().is_ok() || gpu_runtime_installed())
     }
 
-    /// One line for the log: the choice and the reasons.
+    /// One line for the log: the choice and the reasons (devices skipped for the same reason,
+    /// typically "no NVIDIA driver", share it).
     pub fn describe(&self) -> String {
         let mut s = format!("running on {}", self.config);
-        for (d, why) in &self.skipped {
-            s.push_str(&format!("; {d} skipped: {why}"));
+        let mut i = 0;
+        while i < self.skipped.len() {
+            let why = &self.skipped[i].1;
+            let same: Vec<String> = self.skipped[i..]
+                .iter()
+                .take_while(|(_, w)| w == why)
+                .map(|(d, _)| d.to_string())
+                .collect();
+            s.push_str(&format!("; {} skipped: {why}", same.join(", ")));
+            i += same.len();
         }
         s
     }
@@ -244,6 +253,7 @@ fn register_tensorrt_rtx_library(env: &ort::environment::Environment) -> Result<
         .get_or_init(|| {
             let ort = super::init().map_err(|e| e.to_string())?.path;
             let lib = nvidia::tensorrt_rtx_library(&ort)?;
+            nvidia::preload_tensorrt_rtx(&lib)?;
             env.register_ep_library("NvTensorRTRTX", &lib)
                 .map_err(|e| format!("registering {}: {e}", lib.display()))
         })

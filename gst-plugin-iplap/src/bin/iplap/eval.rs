@@ -84,9 +84,16 @@ fn output<S: ndarray::Data<Elem = f32>, D: ndarray::Dimension>(
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    // The device first: a machine that cannot run it needs no package to say so.
-    let device = args.device.resolve()?;
+    // An explicit device first (a machine that cannot run it needs no package to say so); `auto`
+    // after the package, whose problems come first.
+    let explicit = (args.device.device != iplap::runtime::Device::Auto)
+        .then(|| args.device.resolve())
+        .transpose()?;
     let package = ModelPackage::open(&args.models)?;
+    let device = match explicit {
+        Some(device) => device,
+        None => args.device.resolve()?,
+    };
     let session = SessionConfig {
         device,
         intra_threads: args.threads,
