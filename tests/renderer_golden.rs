@@ -58,6 +58,7 @@ fn config(graph_intermediates: bool) -> RenderConfig {
         keep_flow: true,
         graph: RendererGraphOptions {
             intermediates: graph_intermediates,
+            ..Default::default()
         },
         ..RenderConfig::default()
     }
@@ -343,6 +344,97 @@ fn engine_loads_from_a_model_package() {
         .slice(one)
         .to_owned();
     assert!(max_abs("flow ref0 (package)", out.flow.as_ref().unwrap(), &flow0) <= TOL);
+    let _ = std::fs::remove_dir_all(&pkg_dir);
+}
+
+/// The package's GPU graphs (standard ONNX operators only) run on the CPU provider and match the
+/// goldens as the CPU graphs do (N = 25); a package without them is refused for the GPU target.
+#[test]
+fn gpu_target_graphs_match_goldens_on_the_cpu() {
+    use iplap::graph::package::{ModelPackage, write_package};
+    use iplap::graph::target::GraphTarget;
+
+    let dir = iplap::require_shared!("golden/public/models/renderer");
+    iplap::runtime::init().expect("ONNX Runtime (run scripts/setup.sh)");
+    let pkg_dir =
+        std::env::temp_dir().join(format!("iplap-renderer-gpu-pkg-{}", std::process::id()));
+    let manifest = write_package(&pkg_dir, &[("renderer", &FormulaWeights::new())], &[]).unwrap();
+    for stage in manifest
+        .stages
+        .iter()
+        .filter(|s| s.target == GraphTarget::Gpu)
+    {
+        let bytes = std::fs::read(pkg_dir.join(&stage.file)).unwrap();
+        assert!(
+            !bytes.windows(8).any(|w| w == b"ai.iplap"),
+            "{} uses iplap's CPU operator",
+            stage.file
+        );
+    }
+    let gpu_stages: Vec<&str> = manifest
+        .stages
+        .iter()
+        .filter(|s| s.target == GraphTarget::Gpu)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        gpu_stages,
+        ["renderer_flow_head_gpu", "renderer_translation_gpu"]
+    );
+
+    let pkg = ModelPackage::open(&pkg_dir).unwrap();
+    let config = RenderConfig {
+        target: Some(GraphTarget::Gpu),
+        ..config(false)
+    };
+    let mut e = RenderEngine::from_package(&pkg, config.clone()).unwrap();
+    let x = inputs(&dir);
+    e.set_reference_bank(x.refs.view(), x.ref_sketches.view())
+        .unwrap();
+    let out = e
+        .render(&RenderInput {
+            face: x.face.view(),
+            target_sketches: x.target.view(),
+            audio: x.audio.view(),
+        })
+        .unwrap();
+    for (name, a, rel) in [
+        (
+            "generated_face (gpu graphs)",
+            &out.generated_face,
+            "outputs/generated_face.npy",
+        ),
+        (
+            "wrapped_ref (gpu graphs)",
+            &out.wrapped_ref,
+            "outputs/wrapped_ref.npy",
+        ),
+        (
+            "flow_per_ref (gpu graphs)",
+            out.flow.as_ref().unwrap(),
+            "intermediates/flow_per_ref.npy",
+        ),
+    ] {
+        let d = max_abs(name, a, &load4(&dir, rel));
+        assert!(d <= TOL, "{name}: max abs diff {d} > {TOL}");
+    }
+
+    // A package from before GPU graphs: its manifest lists no `_gpu` stage.
+    let mut old = manifest.clone();
+    old.stages.retain(|s| s.target != GraphTarget::Gpu);
+    std::fs::write(
+        pkg_dir.join("manifest.json"),
+        serde_json::to_string_pretty(&old).unwrap(),
+    )
+    .unwrap();
+    let pkg = ModelPackage::open(&pkg_dir).unwrap();
+    let Err(err) = RenderEngine::from_package(&pkg, config) else {
+        panic!("a package without GPU graphs was accepted for the GPU target");
+    };
+    let err = err.to_string();
+    assert!(err.contains("has no GPU graphs"), "{err}");
+    assert!(err.contains("iplap convert"), "{err}");
+    assert!(RenderEngine::from_package(&pkg, RenderConfig::default()).is_ok());
     let _ = std::fs::remove_dir_all(&pkg_dir);
 }
 

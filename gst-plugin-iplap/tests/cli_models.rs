@@ -94,28 +94,38 @@ fn formula_package_eval_and_bench() {
         "--out".as_ref(),
         pkg.as_os_str(),
     ]);
-    let out = dir.join("out");
-    iplap(&[
-        "eval".as_ref(),
-        "renderer".as_ref(),
-        "--models".as_ref(),
-        pkg.as_os_str(),
-        "--inputs".as_ref(),
-        golden.join("inputs").as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ]);
-    for (name, folder) in [
-        ("generated_face", "outputs"),
-        ("wrapped_ref", "outputs"),
-        ("wrapped_h1", "intermediates"),
-        ("wrapped_h2", "intermediates"),
+    // The package's CPU graphs on the device's default, then its GPU graphs on the CPU (how the
+    // GPU graphs are checked without a GPU; README "NVIDIA GPUs").
+    let inputs = golden.join("inputs");
+    for (tag, extra) in [
+        ("cpu", &[][..]),
+        ("gpu", &["--target", "gpu", "--device", "cpu"][..]),
     ] {
-        let d = max_diff(
-            &out.join(format!("{name}.npy")),
-            &golden.join(folder).join(format!("{name}.npy")),
-        );
-        assert!(d <= 2e-4, "{name} max |diff| {d}");
+        let out = dir.join(format!("out-{tag}"));
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "eval".as_ref(),
+            "renderer".as_ref(),
+            "--models".as_ref(),
+            pkg.as_os_str(),
+            "--inputs".as_ref(),
+            inputs.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+        iplap(&args);
+        for (name, folder) in [
+            ("generated_face", "outputs"),
+            ("wrapped_ref", "outputs"),
+            ("wrapped_h1", "intermediates"),
+            ("wrapped_h2", "intermediates"),
+        ] {
+            let d = max_diff(
+                &out.join(format!("{name}.npy")),
+                &golden.join(folder).join(format!("{name}.npy")),
+            );
+            assert!(d <= 2e-4, "{tag} graphs: {name} max |diff| {d}");
+        }
     }
     // Bench on a small bank keeps the test cheap; the JSON contract is what is checked here.
     let run = iplap(&[

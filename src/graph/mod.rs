@@ -14,6 +14,7 @@ pub mod landmark_stages;
 pub mod onnx;
 pub mod package;
 pub mod renderer;
+pub mod target;
 pub mod weights;
 
 use std::path::PathBuf;

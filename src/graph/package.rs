@@ -20,6 +20,7 @@ use super::landmark_generator::{self, LandmarkGraphOptions};
 use super::landmark_stages::{self, LandmarkStage};
 use super::onnx::{IR_VERSION, OPSET, OnnxModel, TensorSpec};
 use super::renderer;
+use super::target::GraphTarget;
 use super::weights::{RecordingSource, WeightSource};
 
 /// Name of the manifest inside the package folder.
@@ -42,6 +43,8 @@ pub struct StageDef {
     pub network: &'static str,
     /// File name inside the package.
     pub file: &'static str,
+    /// Which providers the graph is for.
+    pub target: GraphTarget,
     /// Emits the stage's graph from that network's weights.
     pub build: fn(&dyn WeightSource) -> Result<OnnxModel, GraphError>,
     /// The graph's I/O contract (inputs, outputs): what `build` declares and the runtime feeds.
@@ -58,6 +61,7 @@ pub const LANDMARK_GENERATOR_STAGE: StageDef = StageDef {
     name: "landmark_generator",
     network: "landmark_generator",
     file: "landmark_generator.onnx",
+    target: GraphTarget::Any,
     build: build_landmark_generator,
     contract: || landmark_generator::contract(LandmarkGraphOptions::default()),
 };
@@ -69,6 +73,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         name: "landmark_mel_encoder",
         network: "landmark_generator",
         file: "landmark_mel_encoder.onnx",
+        target: GraphTarget::Any,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::MelEncoder),
         contract: || LandmarkStage::MelEncoder.contract(),
     },
@@ -76,6 +81,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         name: "landmark_pose_encoder",
         network: "landmark_generator",
         file: "landmark_pose_encoder.onnx",
+        target: GraphTarget::Any,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::PoseEncoder),
         contract: || LandmarkStage::PoseEncoder.contract(),
     },
@@ -83,6 +89,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         name: "landmark_ref_encoder",
         network: "landmark_generator",
         file: "landmark_ref_encoder.onnx",
+        target: GraphTarget::Any,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::RefEncoder),
         contract: || LandmarkStage::RefEncoder.contract(),
     },
@@ -90,6 +97,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         name: "landmark_fusion",
         network: "landmark_generator",
         file: "landmark_fusion.onnx",
+        target: GraphTarget::Any,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::Fusion),
         contract: || LandmarkStage::Fusion.contract(),
     },
@@ -108,6 +116,8 @@ pub const STAGES: &[StageDef] = &[
     renderer::STAGES[1],
     renderer::STAGES[2],
     renderer::STAGES[3],
+    renderer::STAGES[4],
+    renderer::STAGES[5],
 ];
 
 /// A checkpoint a package was converted from.
@@ -132,6 +142,12 @@ pub struct Stage {
     pub file: String,
     /// sha256 of the file, lowercase hex.
     pub sha256: String,
+    /// Which providers the graph is for (`cpu` when a manifest from before targets is silent).
+    #[serde(default)]
+    pub target: GraphTarget,
+    /// Arithmetic precision of the graph's weights and activations.
+    #[serde(default = "fp32")]
+    pub precision: String,
     /// Graph inputs.
     pub inputs: Vec<TensorSpec>,
     /// Graph outputs.
@@ -139,6 +155,10 @@ pub struct Stage {
     /// Free-form stage facts (e.g. batching conventions); readers ignore unknown keys.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+}
+
+fn fp32() -> String {
+    "fp32".into()
 }
 
 /// `manifest.json`.
@@ -212,6 +232,8 @@ pub fn write_package(
                 network: def.network.to_owned(),
                 file: def.file.to_owned(),
                 sha256: sha256_hex(&bytes),
+                target: def.target,
+                precision: fp32(),
                 inputs: model.inputs().to_vec(),
                 outputs: model.outputs().to_vec(),
                 attributes: BTreeMap::new(),

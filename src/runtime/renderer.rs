@@ -25,8 +25,9 @@ use crate::graph::GraphError;
 use crate::graph::package::ModelPackage;
 use crate::graph::renderer::{
     HALF, IMG, RendererGraphOptions, RendererGraphs, flow_head, flow_modulation, ref_encoder,
-    translation,
+    stage_names, translation,
 };
+use crate::graph::target::GraphTarget;
 use crate::graph::weights::WeightSource;
 use crate::runtime::{SessionConfig, SessionError};
 use crate::warp::{WarpAccumulator, WarpChunk, WarpError};
@@ -93,8 +94,12 @@ pub struct RenderConfig {
     pub warp_threads: usize,
     /// Keep every reference's flow and weight in [`RenderOutput`] (tests, debugging).
     pub keep_flow: bool,
-    /// Build the graphs with intermediate outputs (only with [`RenderEngine::from_weights`]).
+    /// Build the graphs with intermediate outputs and for a target (only with
+    /// [`RenderEngine::from_weights`]; a package's stages are chosen by [`Self::target`]).
     pub graph: RendererGraphOptions,
+    /// Which of a package's graphs to run; `None`: the device's ([`GraphTarget::for_device`]).
+    /// `Some(Gpu)` on the CPU is how the GPU graphs are checked without a GPU.
+    pub target: Option<GraphTarget>,
 }
 
 impl Default for RenderConfig {
@@ -105,6 +110,7 @@ impl Default for RenderConfig {
             warp_threads: 0,
             keep_flow: false,
             graph: RendererGraphOptions::default(),
+            target: None,
         }
     }
 }
@@ -201,22 +207,43 @@ impl RenderEngine {
         )
     }
 
-    /// Loads the four renderer stages of a model package (stage names = the graph names,
-    /// [`crate::graph::renderer::STAGES`]). `config.graph` is ignored: packages hold production graphs.
+    /// Loads the four renderer stages of a model package for the device's target (or
+    /// `config.target`): the CPU or the GPU graphs ([`crate::graph::renderer::stage_names`]).
+    /// `config.graph` is ignored: packages hold production graphs. A package from before GPU
+    /// graphs existed runs on the CPU and is refused for a GPU with a word to re-run convert.
     pub fn from_package(pkg: &ModelPackage, config: RenderConfig) -> Result<Self, RenderError> {
+        // Resolve `auto` once here, so that the target and all four sessions agree.
+        let device = crate::runtime::providers::resolve(&config.session.device)
+            .map_err(SessionError::from)?
+            .config;
+        let target = config
+            .target
+            .unwrap_or(GraphTarget::for_device(device.device));
         let read = |name: &str| -> Result<Vec<u8>, RenderError> {
-            let path = pkg.stage_path(name)?;
+            let path = match pkg.stage_path(name) {
+                Ok(path) => path,
+                Err(_) if target == GraphTarget::Gpu => {
+                    return Err(RenderError::Graph(GraphError::Package {
+                        path: pkg.dir().to_owned(),
+                        message: format!(
+                            "has no GPU graphs (stage `{name}`): it was converted by an older \
+                             iplap, whose graphs run on the CPU only"
+                        ),
+                    }));
+                }
+                Err(e) => return Err(e.into()),
+            };
             std::fs::read(&path)
                 .map_err(|source| RenderError::Graph(GraphError::Io { path, source }))
         };
-        let bytes = [
-            read(ref_encoder::NAME)?,
-            read(flow_modulation::NAME)?,
-            read(flow_head::NAME)?,
-            read(translation::NAME)?,
-        ];
+        let [a, b, c, e] = stage_names(target);
+        let bytes = [read(a)?, read(b)?, read(c)?, read(e)?];
         let config = RenderConfig {
-            graph: RendererGraphOptions::default(),
+            graph: RendererGraphOptions::production(target),
+            session: SessionConfig {
+                device,
+                ..config.session
+            },
             ..config
         };
         Self::from_stage_bytes(bytes, &pkg.dir().display().to_string(), config)

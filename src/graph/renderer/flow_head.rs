@@ -10,12 +10,13 @@
 //! stage's multiplications) are `ai.iplap.WinogradConv3x3` nodes ([`crate::winograd`]): ~1.5× faster
 //! than ONNX Runtime's direct convolution on a 2-core AVX2 CPU at the same rounding level. The
 //! 64-channel ones stay direct (Winograd measured slower there). iplap's sessions register the
-//! operator; a GPU package will want plain `Conv` nodes instead.
+//! operator. The GPU graph ([`crate::graph::target::GraphTarget::Gpu`]) has plain `Conv` nodes
+//! throughout.
 
 use super::flow_modulation::LAYERS;
 use super::{
-    Conv3x3, HALF, IMG, N_REF_DIM, RendererGraphOptions, SMALL_CONV_BLOCK, SpadeParams, batched,
-    conv2d_space_to_depth, modulated_block,
+    Conv3x3, HALF, IMG, N_REF_DIM, RendererGraphOptions, SpadeParams, batched, modulated_block,
+    small_conv,
 };
 use crate::graph::GraphError;
 use crate::graph::onnx::{ConvWeights, DType, Dim, GraphBuilder, OnnxModel, TensorSpec};
@@ -69,7 +70,7 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
         &h2,
         256,
         [p11, p12],
-        Conv3x3::Winograd,
+        opts.wide_conv3x3(),
     )?;
     b.pop_scope();
     b.push_scope("flow_module.spade_layer_2");
@@ -79,7 +80,7 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
         &s1,
         256,
         [p21, p22],
-        Conv3x3::Winograd,
+        opts.wide_conv3x3(),
     )?;
     b.pop_scope();
     let ps = b.pixel_shuffle(&s2, 2)?;
@@ -96,10 +97,10 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
 
     b.push_scope("flow_module.heads");
     // conv_4 (2 outputs) and conv_5.2 (1 output) in space-to-depth form (same products, faster).
-    let flow = conv2d_space_to_depth(&mut b, &s4, &conv_4, SMALL_CONV_BLOCK)?;
+    let flow = small_conv(&mut b, &s4, &conv_4, opts)?;
     let wt = b.conv2d(&s4, &conv_5a, None, (1, 1), (3, 3))?;
     let wt = b.relu(&wt)?;
-    let wt = conv2d_space_to_depth(&mut b, &wt, &conv_5b, SMALL_CONV_BLOCK)?;
+    let wt = small_conv(&mut b, &wt, &conv_5b, opts)?;
     let wt = b.sigmoid(&wt)?;
     b.pop_scope();
 

@@ -30,6 +30,7 @@ use crate::graph::onnx::{
     Attr, ConvWeights, DType, Dim, GraphBuilder, OnnxModel, TORCH_NORM_EPS, TensorSpec, Value,
 };
 use crate::graph::package::StageDef;
+use crate::graph::target::GraphTarget;
 use crate::graph::weights::{WeightSource, Weights};
 
 /// Name of the symbolic reference-count dimension of stages (a) and (c).
@@ -50,6 +51,28 @@ pub const SPADE_HIDDEN: usize = 256;
 pub struct RendererGraphOptions {
     /// Also expose intermediate tensors as extra graph outputs (for parity tests; slower).
     pub intermediates: bool,
+    /// Which providers the graphs are for: [`GraphTarget::Cpu`] (Winograd custom operator,
+    /// space-to-depth convolutions) or [`GraphTarget::Gpu`] (standard operators only). The
+    /// other stages are the same for both.
+    pub target: GraphTarget,
+}
+
+impl RendererGraphOptions {
+    /// Production graphs (no intermediates) for `target`.
+    pub const fn production(target: GraphTarget) -> Self {
+        RendererGraphOptions {
+            intermediates: false,
+            target,
+        }
+    }
+
+    /// How the per-reference 256-channel 3×3 convolutions are emitted.
+    pub(crate) fn wide_conv3x3(self) -> Conv3x3 {
+        match self.target {
+            GraphTarget::Gpu => Conv3x3::Direct,
+            GraphTarget::Cpu | GraphTarget::Any => Conv3x3::Winograd,
+        }
+    }
 }
 
 /// The four ONNX stages of the renderer (stage (d) is Rust code, [`crate::warp`]).
@@ -78,13 +101,15 @@ impl RendererGraphs {
     }
 }
 
-/// The renderer stages of a model package (production graphs, no intermediates), in run order.
-/// Meant to be appended to [`crate::graph::package::STAGES`]; the stage names are the graph names.
-pub const STAGES: [StageDef; 4] = [
+/// The renderer stages of a model package (production graphs, no intermediates), in run order,
+/// then the GPU forms of the two stages that differ by target. Meant to be appended to
+/// [`crate::graph::package::STAGES`]; the stage names are the graph names (`_gpu` added).
+pub const STAGES: [StageDef; 6] = [
     StageDef {
         name: ref_encoder::NAME,
         network: "renderer",
         file: "renderer_ref_encoder.onnx",
+        target: GraphTarget::Any,
         build: |src| ref_encoder::build(&Weights::new(src)),
         contract: ref_encoder::contract,
     },
@@ -92,6 +117,7 @@ pub const STAGES: [StageDef; 4] = [
         name: flow_modulation::NAME,
         network: "renderer",
         file: "renderer_flow_modulation.onnx",
+        target: GraphTarget::Any,
         build: |src| flow_modulation::build(&Weights::new(src)),
         contract: flow_modulation::contract,
     },
@@ -99,39 +125,78 @@ pub const STAGES: [StageDef; 4] = [
         name: flow_head::NAME,
         network: "renderer",
         file: "renderer_flow_head.onnx",
+        target: GraphTarget::Cpu,
         build: |src| {
             flow_head::build(
                 &Weights::new(src),
-                RendererGraphOptions {
-                    intermediates: false,
-                },
+                RendererGraphOptions::production(GraphTarget::Cpu),
             )
         },
-        contract: || {
-            flow_head::contract(RendererGraphOptions {
-                intermediates: false,
-            })
-        },
+        contract: || flow_head::contract(RendererGraphOptions::production(GraphTarget::Cpu)),
     },
     StageDef {
         name: translation::NAME,
         network: "renderer",
         file: "renderer_translation.onnx",
+        target: GraphTarget::Cpu,
         build: |src| {
             translation::build(
                 &Weights::new(src),
-                RendererGraphOptions {
-                    intermediates: false,
-                },
+                RendererGraphOptions::production(GraphTarget::Cpu),
             )
         },
-        contract: || {
-            translation::contract(RendererGraphOptions {
-                intermediates: false,
-            })
+        contract: || translation::contract(RendererGraphOptions::production(GraphTarget::Cpu)),
+    },
+    StageDef {
+        name: FLOW_HEAD_GPU,
+        network: "renderer",
+        file: "renderer_flow_head_gpu.onnx",
+        target: GraphTarget::Gpu,
+        build: |src| {
+            flow_head::build(
+                &Weights::new(src),
+                RendererGraphOptions::production(GraphTarget::Gpu),
+            )
         },
+        contract: || flow_head::contract(RendererGraphOptions::production(GraphTarget::Gpu)),
+    },
+    StageDef {
+        name: TRANSLATION_GPU,
+        network: "renderer",
+        file: "renderer_translation_gpu.onnx",
+        target: GraphTarget::Gpu,
+        build: |src| {
+            translation::build(
+                &Weights::new(src),
+                RendererGraphOptions::production(GraphTarget::Gpu),
+            )
+        },
+        contract: || translation::contract(RendererGraphOptions::production(GraphTarget::Gpu)),
     },
 ];
+
+/// Stage name of the flow head's GPU graph.
+pub const FLOW_HEAD_GPU: &str = "renderer_flow_head_gpu";
+/// Stage name of the translation network's GPU graph.
+pub const TRANSLATION_GPU: &str = "renderer_translation_gpu";
+
+/// The package stage names of the four renderer stages for `target`, in run order.
+pub fn stage_names(target: GraphTarget) -> [&'static str; 4] {
+    match target {
+        GraphTarget::Gpu => [
+            ref_encoder::NAME,
+            flow_modulation::NAME,
+            FLOW_HEAD_GPU,
+            TRANSLATION_GPU,
+        ],
+        GraphTarget::Cpu | GraphTarget::Any => [
+            ref_encoder::NAME,
+            flow_modulation::NAME,
+            flow_head::NAME,
+            translation::NAME,
+        ],
+    }
+}
 
 /// A float32 spec `(N, dims…)` with the symbolic reference dimension [`N_REF_DIM`] first.
 pub(crate) fn batched(name: &str, dims: &[usize]) -> TensorSpec {
@@ -259,6 +324,23 @@ pub(crate) fn modulated_block(
     Ok(x)
 }
 
+/// A stride-1 "same" convolution with 1-3 outputs (the 7×7 heads): on the CPU in space-to-depth
+/// form ([`conv2d_space_to_depth`], same products, faster there); on a GPU as a plain `Conv`.
+pub(crate) fn small_conv(
+    b: &mut GraphBuilder,
+    x: &Value,
+    conv: &ConvWeights,
+    opts: RendererGraphOptions,
+) -> Result<Value, GraphError> {
+    match opts.target {
+        GraphTarget::Gpu => {
+            let pad = conv.shape.get(2).copied().unwrap_or(1) / 2;
+            b.conv2d(x, conv, None, (1, 1), (pad, pad))
+        }
+        GraphTarget::Cpu | GraphTarget::Any => conv2d_space_to_depth(b, x, conv, SMALL_CONV_BLOCK),
+    }
+}
+
 /// A stride-1 "same" convolution with few output channels, evaluated on a space-to-depth view.
 ///
 /// ONNX Runtime's CPU convolution is fast only for output channels in blocks of 8; a 7×7 conv with
@@ -337,7 +419,10 @@ mod tests {
     fn every_stage_matches_its_contract() {
         let src = FormulaWeights::new();
         for intermediates in [false, true] {
-            let opts = RendererGraphOptions { intermediates };
+            let opts = RendererGraphOptions {
+                intermediates,
+                ..Default::default()
+            };
             let g = RendererGraphs::build(&src, opts).unwrap();
             let pairs = [
                 (&g.ref_encoder, ref_encoder::contract()),

@@ -7,8 +7,8 @@
 //! `conv_last` 7×7 (no bias) → Sigmoid. Runs once per frame with batch 1.
 
 use super::{
-    Conv3x3, HALF, IMG, RendererGraphOptions, SMALL_CONV_BLOCK, SpadeParams, conv2d_space_to_depth,
-    modulated_block, spade_params,
+    Conv3x3, HALF, IMG, RendererGraphOptions, SpadeParams, modulated_block, small_conv,
+    spade_params,
 };
 use crate::graph::GraphError;
 use crate::graph::landmark_generator::{AUDIO_ENCODER_BLOCKS, encoder};
@@ -128,7 +128,7 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
     b.push_scope("translation.head");
     let x = b.leaky_relu(&spade4, 0.01)?;
     let conv_last = ConvWeights::load(&t.pp("conv_last"), 3, 64, &[7, 7], false)?;
-    let conv_last_out = conv2d_space_to_depth(&mut b, &x, &conv_last, SMALL_CONV_BLOCK)?;
+    let conv_last_out = small_conv(&mut b, &x, &conv_last, opts)?;
     let generated = b.sigmoid(&conv_last_out)?;
     b.pop_scope();
 

@@ -38,6 +38,10 @@ pub struct EvalArgs {
     pub threads: usize,
     #[command(flatten)]
     pub device: crate::device_args::DeviceArgs,
+    /// Which of the package's renderer graphs to run: cpu or gpu (default: the device's).
+    /// `--target gpu --device cpu` checks the GPU graphs without a GPU.
+    #[arg(long, value_parser = |s: &str| s.parse::<iplap::graph::target::GraphTarget>())]
+    pub target: Option<iplap::graph::target::GraphTarget>,
 }
 
 /// Reads `<dir>/<name>.npy` as float32 and checks its shape (`None` = any size on that axis).
@@ -141,6 +145,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             )?;
             let config = RenderConfig {
                 session,
+                target: args.target,
                 ..RenderConfig::default()
             };
             let mut engine = RenderEngine::from_package(&package, config)?;
