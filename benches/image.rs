@@ -8,9 +8,10 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use iplap::face::crop_box::{FaceGeometry, paste_polygon};
 use iplap::image::{
-    ChannelOrder, FACE_SIZE, Image, PasteBack, Resizer, SketchRasteriser, SketchScaling,
-    bgr_to_chw, crop_face, mask_lower_half,
+    ChannelOrder, Image, PasteBack, Resizer, SketchRasteriser, SketchScaling, bgr_to_chw,
+    crop_face, mask_lower_half,
 };
+use iplap::sizes::FACE_SIZE;
 use std::hint::black_box;
 
 const W: usize = 1920;

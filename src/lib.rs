@@ -13,6 +13,7 @@ pub mod face;
 pub mod graph;
 pub mod image;
 pub mod runtime;
+pub mod sizes;
 #[doc(hidden)]
 pub mod testdata;
 pub mod warp;

@@ -26,12 +26,9 @@
 //! channel; the channels are split over a few scoped threads. The accumulator also lets the caller feed
 //! the references in chunks (to bound the memory of the flow head), with results identical to one call.
 
+use crate::sizes::{FACE_SIZE, HALF_SIZE};
 use ndarray::{Array4, ArrayView4, Axis};
 
-/// Side of the full-resolution maps (`h1`, reference images, flow, weights).
-pub const SIZE: usize = 128;
-/// Side of the `h2` maps.
-pub const SIZE_H2: usize = 64;
 /// Channels of `h1` (flow_module.conv1).
 pub const H1_CHANNELS: usize = 32;
 /// Channels of `h2` (flow_module.conv2).
@@ -117,13 +114,13 @@ enum Source {
 impl WarpAccumulator {
     /// An empty accumulator that splits the channel loops over `threads` threads (at least 1).
     pub fn new(threads: usize) -> Self {
-        let plane = SIZE * SIZE;
+        let plane = FACE_SIZE * FACE_SIZE;
         Self {
             threads: threads.max(1),
             count: 0,
             denom: vec![0.0; plane],
             acc_h1: vec![0.0; H1_CHANNELS * plane],
-            acc_h2: vec![0.0; H2_CHANNELS * SIZE_H2 * SIZE_H2],
+            acc_h2: vec![0.0; H2_CHANNELS * HALF_SIZE * HALF_SIZE],
             acc_ref: vec![0.0; IMG_CHANNELS * plane],
         }
     }
@@ -149,11 +146,15 @@ impl WarpAccumulator {
     /// Adds a chunk of references (in order; the sums run over references like the original loop).
     pub fn add(&mut self, chunk: &WarpChunk<'_>) -> Result<(), WarpError> {
         let n = chunk.flow.len_of(Axis(0));
-        check("flow", &chunk.flow, [n, 2, SIZE, SIZE])?;
-        check("weight", &chunk.weight, [n, 1, SIZE, SIZE])?;
-        check("h1", &chunk.h1, [n, H1_CHANNELS, SIZE, SIZE])?;
-        check("h2", &chunk.h2, [n, H2_CHANNELS, SIZE_H2, SIZE_H2])?;
-        check("ref_img", &chunk.ref_img, [n, IMG_CHANNELS, SIZE, SIZE])?;
+        check("flow", &chunk.flow, [n, 2, FACE_SIZE, FACE_SIZE])?;
+        check("weight", &chunk.weight, [n, 1, FACE_SIZE, FACE_SIZE])?;
+        check("h1", &chunk.h1, [n, H1_CHANNELS, FACE_SIZE, FACE_SIZE])?;
+        check("h2", &chunk.h2, [n, H2_CHANNELS, HALF_SIZE, HALF_SIZE])?;
+        check(
+            "ref_img",
+            &chunk.ref_img,
+            [n, IMG_CHANNELS, FACE_SIZE, FACE_SIZE],
+        )?;
         if n == 0 {
             return Ok(());
         }
@@ -166,7 +167,7 @@ impl WarpAccumulator {
         let (flow, weight) = (slice(&flow), slice(&weight));
         let (h1, h2, ref_img) = (slice(&h1), slice(&h2), slice(&ref_img));
 
-        let plane = SIZE * SIZE;
+        let plane = FACE_SIZE * FACE_SIZE;
         for r in 0..n {
             for (d, w) in self
                 .denom
@@ -178,7 +179,7 @@ impl WarpAccumulator {
         }
 
         // One job per output channel; contiguous runs of jobs go to each thread, balanced by cost.
-        let plane2 = SIZE_H2 * SIZE_H2;
+        let plane2 = HALF_SIZE * HALF_SIZE;
         let mut jobs: Vec<(Source, usize, &mut [f32])> = Vec::new();
         jobs.extend(
             self.acc_h1
@@ -231,9 +232,9 @@ impl WarpAccumulator {
                 }
                 for (src, c, out) in group.iter_mut() {
                     let (taps, data, side, channels) = match src {
-                        Source::H1 => (&taps_full, h1, SIZE, H1_CHANNELS),
-                        Source::Ref => (&taps_full, ref_img, SIZE, IMG_CHANNELS),
-                        Source::H2 => (&taps_h2, h2, SIZE_H2, H2_CHANNELS),
+                        Source::H1 => (&taps_full, h1, FACE_SIZE, H1_CHANNELS),
+                        Source::Ref => (&taps_full, ref_img, FACE_SIZE, IMG_CHANNELS),
+                        Source::H2 => (&taps_h2, h2, HALF_SIZE, H2_CHANNELS),
                     };
                     let len = side * side;
                     let start = (r * channels + *c) * len;
@@ -268,8 +269,8 @@ impl WarpAccumulator {
             return Err(WarpError::Empty);
         }
         let denom: Vec<f32> = self.denom.iter().map(|d| d + DENOMINATOR_EPS).collect();
-        let denom_h2: Vec<f32> = (0..SIZE_H2 * SIZE_H2)
-            .map(|p| denom[(p / SIZE_H2) * 2 * SIZE + (p % SIZE_H2) * 2])
+        let denom_h2: Vec<f32> = (0..HALF_SIZE * HALF_SIZE)
+            .map(|p| denom[(p / HALF_SIZE) * 2 * FACE_SIZE + (p % HALF_SIZE) * 2])
             .collect();
         // Each channel plane is divided element-wise by the (broadcast) denominator plane.
         let divide = |acc: &[f32], d: &[f32], channels: usize, side: usize| {
@@ -280,9 +281,9 @@ impl WarpAccumulator {
             out
         };
         Ok(WarpOutput {
-            h1_avg: divide(&self.acc_h1, &denom, H1_CHANNELS, SIZE),
-            h2_avg: divide(&self.acc_h2, &denom_h2, H2_CHANNELS, SIZE_H2),
-            ref_avg: divide(&self.acc_ref, &denom, IMG_CHANNELS, SIZE),
+            h1_avg: divide(&self.acc_h1, &denom, H1_CHANNELS, FACE_SIZE),
+            h2_avg: divide(&self.acc_h2, &denom_h2, H2_CHANNELS, HALF_SIZE),
+            ref_avg: divide(&self.acc_ref, &denom, IMG_CHANNELS, FACE_SIZE),
         })
     }
 }
@@ -324,20 +325,20 @@ fn base_grid(i: usize, n: usize) -> f32 {
 /// Deformation (normalised x, y) at full-resolution pixel (i, j) of one reference's flow.
 #[inline]
 fn deformation(flow: &[f32], i: usize, j: usize) -> (f32, f32) {
-    let p = i * SIZE + j;
-    let scale = (SIZE - 1) as f32;
-    let gx = base_grid(j, SIZE) + 2.0 * (flow[p] / scale);
-    let gy = base_grid(i, SIZE) + 2.0 * (flow[SIZE * SIZE + p] / scale);
+    let p = i * FACE_SIZE + j;
+    let scale = (FACE_SIZE - 1) as f32;
+    let gx = base_grid(j, FACE_SIZE) + 2.0 * (flow[p] / scale);
+    let gy = base_grid(i, FACE_SIZE) + 2.0 * (flow[FACE_SIZE * FACE_SIZE + p] / scale);
     (gx, gy)
 }
 
 /// Taps for sampling a 128 × 128 source at the deformation of every output pixel, scaled by `w`.
 fn taps_full_res(flow: &[f32], weight: &[f32], taps: &mut [Tap]) {
-    for i in 0..SIZE {
-        for j in 0..SIZE {
+    for i in 0..FACE_SIZE {
+        for j in 0..FACE_SIZE {
             let (gx, gy) = deformation(flow, i, j);
-            let p = i * SIZE + j;
-            taps[p] = tap(gx, gy, SIZE, weight[p]);
+            let p = i * FACE_SIZE + j;
+            taps[p] = tap(gx, gy, FACE_SIZE, weight[p]);
         }
     }
 }
@@ -345,8 +346,8 @@ fn taps_full_res(flow: &[f32], weight: &[f32], taps: &mut [Tap]) {
 /// Taps for the 64 × 64 `h2` sources: deformation reduced bilinearly (align_corners = False, exact 2×:
 /// the 2 × 2 mean, evaluated with torch's two-level lambda weighting), weight reduced by nearest.
 fn taps_half_res(flow: &[f32], weight: &[f32], taps: &mut [Tap]) {
-    for i in 0..SIZE_H2 {
-        for j in 0..SIZE_H2 {
+    for i in 0..HALF_SIZE {
+        for j in 0..HALF_SIZE {
             let (y0, x0) = (2 * i, 2 * j);
             let a = deformation(flow, y0, x0);
             let b = deformation(flow, y0, x0 + 1);
@@ -357,7 +358,7 @@ fn taps_half_res(flow: &[f32], weight: &[f32], taps: &mut [Tap]) {
             };
             let gx = mix(a.0, b.0, c.0, d.0);
             let gy = mix(a.1, b.1, c.1, d.1);
-            taps[i * SIZE_H2 + j] = tap(gx, gy, SIZE_H2, weight[y0 * SIZE + x0]);
+            taps[i * HALF_SIZE + j] = tap(gx, gy, HALF_SIZE, weight[y0 * FACE_SIZE + x0]);
         }
     }
 }
@@ -432,20 +433,30 @@ mod tests {
     #[test]
     fn zero_flow_magnifies_about_the_centre() {
         // Corner-aligned grid + align_corners=False: pixel j samples at j·128/127 − 0.5 (spec §5.2).
-        let t = tap(base_grid(0, SIZE), base_grid(0, SIZE), SIZE, 1.0);
+        let t = tap(
+            base_grid(0, FACE_SIZE),
+            base_grid(0, FACE_SIZE),
+            FACE_SIZE,
+            1.0,
+        );
         assert_eq!(t.base, 0);
         // ix = -0.5: half weight on pixel 0, half on the zero padding, in both axes.
         assert!((t.w[0] - 0.25).abs() < 1e-6, "{:?}", t.w);
         assert_eq!(&t.w[1..], &[0.0, 0.0, 0.0]);
-        let t = tap(base_grid(127, SIZE), base_grid(127, SIZE), SIZE, 1.0);
+        let t = tap(
+            base_grid(127, FACE_SIZE),
+            base_grid(127, FACE_SIZE),
+            FACE_SIZE,
+            1.0,
+        );
         assert!((t.w[3] - 0.25).abs() < 1e-6, "{:?}", t.w);
     }
 
     #[test]
     fn far_outside_samples_zero() {
-        let t = tap(3.0, 0.0, SIZE, 1.0);
+        let t = tap(3.0, 0.0, FACE_SIZE, 1.0);
         assert_eq!(t.w, [0.0; 4]);
-        let t = tap(f32::NAN, 0.0, SIZE, 1.0);
+        let t = tap(f32::NAN, 0.0, FACE_SIZE, 1.0);
         assert_eq!(t.w, [0.0; 4]);
     }
 

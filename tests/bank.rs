@@ -1,9 +1,10 @@
 //! Reference bank (spec §1.5): selection parity with the golden arg-sort, the offline bank against
 //! the golden pose/content/crop/sketch files, enrolment, tensor packing and the bank file format.
 
+use iplap::sizes::FACE_SIZE;
 use std::path::Path;
 
-use iplap::engine::bank::{CROP, ReferenceBank};
+use iplap::engine::bank::ReferenceBank;
 use iplap::engine::bank_build::{Enrolment, FrameRecord, build_bank};
 use iplap::engine::select::{order_by_lip_openness, select_references};
 use iplap::image::{ChannelOrder, Image, ImageRef, Resizer};
@@ -102,14 +103,17 @@ fn selection_matches_golden_argsort_and_bank_matches_golden_sets() {
     let sketches = bank.ref_sketches().unwrap();
     assert_eq!(
         (imgs.len(), sketches.len()),
-        (25 * 3 * CROP * CROP, 25 * 3 * CROP * CROP)
+        (
+            25 * 3 * FACE_SIZE * FACE_SIZE,
+            25 * 3 * FACE_SIZE * FACE_SIZE
+        )
     );
 
     // Golden crops and sketches exist for frames 0, 12, 24, 36, 48, 59; 24, 48, 59 are selected.
     let crop_u8: Array4<u8> = read_npy(dir.join("crop/crop_bgr_u8.npy")).unwrap();
     let crop_chw: Array4<f32> = read_npy(dir.join("crop/crop_chw_f32.npy")).unwrap();
     let sketch: Array4<f32> = read_npy(dir.join("sketch/sketch_f32.npy")).unwrap();
-    let plane = 3 * CROP * CROP;
+    let plane = 3 * FACE_SIZE * FACE_SIZE;
     let mut compared = 0;
     for (sample, frame) in [0usize, 12, 24, 36, 48, 59].into_iter().enumerate() {
         let Some(k) = sel.image.iter().position(|&q| q == frame) else {

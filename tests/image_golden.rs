@@ -4,9 +4,10 @@
 use iplap::face::crop_box::{FaceGeometry, paste_polygon};
 use iplap::face::indices::FULL_LEN;
 use iplap::image::{
-    ChannelOrder, FACE_SIZE, Image, ImageMut, ImageRef, PasteBack, Rect, Resizer, SketchRasteriser,
+    ChannelOrder, Image, ImageMut, ImageRef, PasteBack, Rect, Resizer, SketchRasteriser,
     SketchScaling, bgr_to_chw, crop_face, mask_lower_half, paste_face,
 };
+use iplap::sizes::FACE_SIZE;
 use ndarray::{Array2, Array3, Array4};
 use ndarray_npy::read_npy;
 use std::path::Path;

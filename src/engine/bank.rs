@@ -12,8 +12,6 @@ use crate::face::indices::{CONTENT, FULL_LEN, POSE};
 pub const LANDMARK_REFERENCES: usize = 15;
 /// Number of image references of the renderer in the official inference (`ref_img_N`).
 pub const IMAGE_REFERENCES: usize = 25;
-/// Side of the renderer's square face crops.
-pub const CROP: usize = 128;
 
 /// One landmark reference: crop-normalised POSE (2 × 74) and CONTENT (2 × 57) sets of a frame,
 /// row 0 = x, row 1 = y, as packed into `Nl_pose` / `Nl_content` (float32, spec §1.4).

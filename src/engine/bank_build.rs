@@ -6,20 +6,21 @@
 //! crop-normalised sets, crop size and the 128 × 128 BGR crop, about 50 KB), never whole frames,
 //! so an enrolment's memory is bounded by its frame cap.
 
-use super::bank::{CROP, ImageReference, LandmarkReference, ReferenceBank};
+use super::bank::{ImageReference, LandmarkReference, ReferenceBank};
 use super::select::{Selection, select_references};
 use crate::face::crop_box::{CropBoxError, FaceGeometry, MeshPoint, NormalisedSets};
 use crate::image::{
     ChannelOrder, Image, ImageError, ImageRef, Resizer, SketchRasteriser, SketchScaling,
     bgr_to_chw, crop_face,
 };
+use crate::sizes::FACE_SIZE;
 
 /// Most frames an enrolment keeps (60 s at 25 fps, about 75 MB of crops); reaching it completes
 /// the enrolment early, so a huge `enroll-duration` cannot exhaust memory.
 pub const MAX_ENROL_FRAMES: usize = 1500;
 
 /// Values of one 3 × 128 × 128 image or sketch tensor.
-const CHW: usize = 3 * CROP * CROP;
+const CHW: usize = 3 * FACE_SIZE * FACE_SIZE;
 
 /// Errors while building or packing a bank.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +144,7 @@ impl Enrolment {
             first_pts: None,
             records: Vec::new(),
             resizer: Resizer::new(),
-            scratch: Image::new(CROP, CROP, ChannelOrder::Bgr),
+            scratch: Image::new(FACE_SIZE, FACE_SIZE, ChannelOrder::Bgr),
         }
     }
 
@@ -242,7 +243,7 @@ impl ReferenceBank {
     pub fn ref_images_chw(&self) -> Result<Vec<f32>, BankError> {
         let mut out = vec![0.0f32; self.images.len() * CHW];
         for (img, o) in self.images.iter().zip(out.chunks_exact_mut(CHW)) {
-            let view = ImageRef::packed(&img.crop_bgr, CROP, CROP, ChannelOrder::Bgr)?;
+            let view = ImageRef::packed(&img.crop_bgr, FACE_SIZE, FACE_SIZE, ChannelOrder::Bgr)?;
             bgr_to_chw(&view, o)?;
         }
         Ok(out)

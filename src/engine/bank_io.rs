@@ -18,12 +18,13 @@
 //! value is usable (finite coordinates, a crop size the sketch can draw), so a truncated, corrupted
 //! or hostile file is an error, never a panic or an unbounded allocation.
 
+use crate::sizes::FACE_SIZE;
 use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::bank::{CROP, ImageReference, LandmarkReference, ReferenceBank};
+use super::bank::{ImageReference, LandmarkReference, ReferenceBank};
 use super::bank_build::BankError;
 use crate::face::indices::{CONTENT, FULL_LEN, POSE};
 use crate::image::canvas_size;
@@ -37,7 +38,7 @@ pub const MAX_REFERENCES: usize = 64;
 
 const HEADER: usize = 8 + 4 * 4;
 const LANDMARK_RECORD: usize = 4 * 2 * (POSE.len() + CONTENT.len());
-const CROP_BYTES: usize = CROP * CROP * 3;
+const CROP_BYTES: usize = FACE_SIZE * FACE_SIZE * 3;
 const IMAGE_RECORD: usize = 8 + 4 * 2 * FULL_LEN + CROP_BYTES;
 const DIGEST: usize = 32;
 /// Largest valid file, read with this bound so a huge file is never loaded whole.
@@ -69,7 +70,7 @@ impl ReferenceBank {
             BANK_VERSION,
             self.landmarks.len() as u32,
             self.images.len() as u32,
-            CROP as u32,
+            FACE_SIZE as u32,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -123,8 +124,8 @@ impl ReferenceBank {
                 "{nl} landmark / {ni} image references (at most {MAX_REFERENCES} each)"
             ));
         }
-        if crop != CROP {
-            return Err(format!("crop side {crop}, expected {CROP}"));
+        if crop != FACE_SIZE {
+            return Err(format!("crop side {crop}, expected {FACE_SIZE}"));
         }
         let want = HEADER + nl * LANDMARK_RECORD + ni * IMAGE_RECORD + DIGEST;
         if bytes.len() != want {

@@ -15,6 +15,7 @@
 //!   the last frame. Audio past the end is silence (−4 mel columns).
 //! * A frame without a face ends a segment: windows clamp at it instead of reaching across.
 
+use crate::sizes::WINDOW;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -22,8 +23,8 @@ use super::bank::{IMAGE_REFERENCES, LANDMARK_REFERENCES, ReferenceBank};
 use super::bank_build::{BankError, Enrolment};
 use super::timeline::{AudioTimeline, AudioTimelineError, CHUNK_LEN};
 use super::window::{
-    AUDIO_LOOKAHEAD_NS, POSITION_SPACING_NS, Pose32, PoseTrack, WINDOW, WINDOW_REACH_NS,
-    chunk_starts, mel_frames_needed, position_time,
+    AUDIO_LOOKAHEAD_NS, POSITION_SPACING_NS, Pose32, PoseTrack, WINDOW_REACH_NS, chunk_starts,
+    mel_frames_needed, position_time,
 };
 use crate::face::crop_box::{CropBox, FaceGeometry};
 use crate::face::indices::CONTENT;

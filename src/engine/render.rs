@@ -20,6 +20,7 @@
 mod overlay;
 mod refs;
 
+use crate::sizes::{FACE_SIZE, WINDOW};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,20 +32,19 @@ use crate::engine::bank::{IMAGE_REFERENCES, ReferenceBank};
 use crate::face::crop_box::{CropBox, CropBoxError, MIN_LANDMARKS, paste_polygon};
 use crate::face::indices::{CONTENT, FULL_LEN, PASTE_CONTOUR, POSE};
 use crate::image::{
-    FACE_SIZE, Image, ImageError, ImageMut, PasteBack, Rect, Resizer, SketchRasteriser,
-    SketchScaling, bgr_to_chw, crop_face, face_to_u8, paste_face,
+    Image, ImageError, ImageMut, PasteBack, Rect, Resizer, SketchRasteriser, SketchScaling,
+    bgr_to_chw, crop_face, face_to_u8, paste_face,
 };
 use crate::runtime::renderer::{
-    RenderConfig, RenderEngine, RenderError, RenderInput, RenderTimings, TARGET_SKETCHES,
-    open_package,
+    RenderConfig, RenderEngine, RenderError, RenderInput, RenderTimings, open_package,
 };
 use crate::runtime::{DeviceConfig, SessionConfig};
 use overlay::SketchOverlay;
 
 /// Values of one window's POSE sets, `(5, 2, 74)` row-major (`T_pose`, spec app. D).
-pub const WINDOW_POSE_LEN: usize = TARGET_SKETCHES * 2 * POSE.len();
+pub const WINDOW_POSE_LEN: usize = WINDOW * 2 * POSE.len();
 /// Values of one window's predicted CONTENT sets, `(5, 2, 57)` (`predict_content`).
-pub const WINDOW_CONTENT_LEN: usize = TARGET_SKETCHES * 2 * CONTENT.len();
+pub const WINDOW_CONTENT_LEN: usize = WINDOW * 2 * CONTENT.len();
 /// Values of the renderer's mel chunk, `(80, 16)` (mel bins × time).
 pub const MEL_LEN: usize = 80 * 16;
 const PLANE: usize = FACE_SIZE * FACE_SIZE;
@@ -158,7 +158,7 @@ pub struct FrameInput<'a> {
     /// POSE sets of the five window frames, crop-normalised, `(5, 2, 74)` row-major (row 0 = x).
     pub window_pose: &'a [f32],
     /// Crop size `(height, width)` of each window frame: the sketch canvas of spec §4 step 1.
-    pub window_crop_hw: [(usize, usize); TARGET_SKETCHES],
+    pub window_crop_hw: [(usize, usize); WINDOW],
     /// Predicted CONTENT sets (landmark generator output), `(5, 2, 57)` row-major.
     pub window_content: &'a [f32],
     /// The renderer's mel chunk, `(80, 16)` row-major (chunk f − 2 for frame f, spec §1.3).
@@ -240,7 +240,7 @@ impl FrameRenderer {
             paste: PasteBack::new(),
             overlay: SketchOverlay::default(),
             face: tensor(),
-            sketches: Array4::zeros((TARGET_SKETCHES, 3, FACE_SIZE, FACE_SIZE)),
+            sketches: Array4::zeros((WINDOW, 3, FACE_SIZE, FACE_SIZE)),
             audio: Array4::zeros((1, 1, 80, 16)),
             generated: tensor(),
         })
@@ -355,7 +355,7 @@ impl FrameRenderer {
             let (h, w) = input.window_crop_hw[j];
             self.rasteriser
                 .render(&full, w, h, SketchScaling::Target, out)?;
-            if j == TARGET_SKETCHES / 2 && self.settings.show_sketch {
+            if j == WINDOW / 2 && self.settings.show_sketch {
                 self.overlay
                     .set_sketch(self.rasteriser.resized_f64(), FACE_SIZE);
             }

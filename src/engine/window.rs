@@ -9,13 +9,12 @@
 //! `t_j`: at 25 fps an exact hit, at other rates a linear interpolation between the frames either
 //! side, clamped to the first / last frame of the current face segment.
 
+use crate::sizes::WINDOW;
 use std::collections::VecDeque;
 
 use crate::audio::{CHUNK_FRAMES, chunk_start_ns};
 use crate::face::indices::POSE;
 
-/// Window length (`T`, spec §1.1).
-pub const WINDOW: usize = 5;
 /// Spacing of the window positions: one frame at the official 25 fps.
 pub const POSITION_SPACING_NS: i64 = super::template::FRAME_NS as i64;
 /// How far the window reaches either side of its centre (two positions).

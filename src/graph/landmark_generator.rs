@@ -10,6 +10,7 @@ use super::onnx::{
     BatchNorm, ConvWeights, DType, GraphBuilder, LayerNorm, Linear, OnnxModel, TensorSpec, Value,
 };
 use super::weights::{WeightSource, Weights};
+use crate::sizes::WINDOW;
 
 /// Input: mel chunks `T_mels` (1, 5, 1, 80, 16) f32 (spec app. D).
 pub const T_MELS: &str = "T_mels";
@@ -37,8 +38,6 @@ pub const NORM_REF_OUT: &str = "norm_ref_out";
 /// Debug output: transformer output tokens (1, 25, 512), order [ref | audio | pose].
 pub const FUSION_TRANSFORMER_OUT: &str = "fusion_transformer_out";
 
-/// Window length T.
-pub const T: usize = 5;
 /// Number of landmark references Nl.
 pub const N_REF: usize = 15;
 /// Model width.
@@ -58,21 +57,21 @@ pub struct LandmarkGraphOptions {
 /// The graph's I/O contract: inputs, then outputs (with or without the intermediates).
 pub fn contract(opts: LandmarkGraphOptions) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
     let inputs = vec![
-        TensorSpec::f32(T_MELS, &[1, T, 1, 80, 16]),
-        TensorSpec::f32(T_POSE, &[1, T, 2, 74]),
+        TensorSpec::f32(T_MELS, &[1, WINDOW, 1, 80, 16]),
+        TensorSpec::f32(T_POSE, &[1, WINDOW, 2, 74]),
         TensorSpec::f32(NL_POSE, &[1, N_REF, 2, 74]),
         TensorSpec::f32(NL_CONTENT, &[1, N_REF, 2, 57]),
     ];
-    let mut outputs = vec![TensorSpec::f32(PREDICT_CONTENT, &[T, 2, 57])];
+    let mut outputs = vec![TensorSpec::f32(PREDICT_CONTENT, &[WINDOW, 2, 57])];
     if opts.intermediates {
         outputs.extend([
-            TensorSpec::f32(MEL_ENCODER_OUT, &[T, D_MODEL, 1, 1]),
-            TensorSpec::f32(POSE_ENCODER_OUT, &[T, D_MODEL, 1]),
+            TensorSpec::f32(MEL_ENCODER_OUT, &[WINDOW, D_MODEL, 1, 1]),
+            TensorSpec::f32(POSE_ENCODER_OUT, &[WINDOW, D_MODEL, 1]),
             TensorSpec::f32(REF_ENCODER_OUT, &[N_REF, D_MODEL, 1]),
-            TensorSpec::f32(NORM_MEL_OUT, &[T, D_MODEL]),
-            TensorSpec::f32(NORM_POSE_OUT, &[T, D_MODEL]),
+            TensorSpec::f32(NORM_MEL_OUT, &[WINDOW, D_MODEL]),
+            TensorSpec::f32(NORM_POSE_OUT, &[WINDOW, D_MODEL]),
             TensorSpec::f32(NORM_REF_OUT, &[N_REF, D_MODEL]),
-            TensorSpec::f32(FUSION_TRANSFORMER_OUT, &[1, N_REF + 2 * T, D_MODEL]),
+            TensorSpec::f32(FUSION_TRANSFORMER_OUT, &[1, N_REF + 2 * WINDOW, D_MODEL]),
         ]);
     }
     (inputs, outputs)
@@ -293,7 +292,7 @@ pub(crate) fn fusion(
     w: &Weights<'_>,
     normed: &Value,
 ) -> Result<(Value, Value), GraphError> {
-    let (t, nr) = (T as i64, N_REF as i64);
+    let (t, nr) = (WINDOW as i64, N_REF as i64);
     b.push_scope("fusion");
     // Tokens: ref + E[3]; audio + pe[t] + E[2]; pose + pe[t] + E[1] (added in that order).
     let ft = w.pp("fusion_transformer");
@@ -301,15 +300,15 @@ pub(crate) fn fusion(
     let pe_v = ft.pp("position_v").get("pe", &[1, 512, D_MODEL])?;
     let emb = ft.pp("modality").get("weight", &[4, D_MODEL])?;
     let mut pos = vec![0f32; N_REF * D_MODEL];
-    pos.extend_from_slice(&pe_a[..T * D_MODEL]);
-    pos.extend_from_slice(&pe_v[..T * D_MODEL]);
-    let mut modality = Vec::with_capacity((N_REF + 2 * T) * D_MODEL);
-    for (row, count) in [(3, N_REF), (2, T), (1, T)] {
+    pos.extend_from_slice(&pe_a[..WINDOW * D_MODEL]);
+    pos.extend_from_slice(&pe_v[..WINDOW * D_MODEL]);
+    let mut modality = Vec::with_capacity((N_REF + 2 * WINDOW) * D_MODEL);
+    for (row, count) in [(3, N_REF), (2, WINDOW), (1, WINDOW)] {
         for _ in 0..count {
             modality.extend_from_slice(&emb[row * D_MODEL..(row + 1) * D_MODEL]);
         }
     }
-    let tokens_shape = [N_REF + 2 * T, D_MODEL];
+    let tokens_shape = [N_REF + 2 * WINDOW, D_MODEL];
     let pos = b.initializer_f32("positional", &tokens_shape, &pos)?;
     let modality = b.initializer_f32("modality", &tokens_shape, &modality)?;
     let x = b.add(normed, &pos)?;
@@ -351,7 +350,7 @@ pub fn build(src: &dyn WeightSource, opts: LandmarkGraphOptions) -> Result<OnnxM
 
 /// As [`build`], reading through a prepared [`Weights`] view (e.g. under an extra key prefix).
 pub fn build_with(w: &Weights<'_>, opts: LandmarkGraphOptions) -> Result<OnnxModel, GraphError> {
-    let (t, nr, d) = (T as i64, N_REF as i64, D_MODEL as i64);
+    let (t, nr, d) = (WINDOW as i64, N_REF as i64, D_MODEL as i64);
     let mut b = GraphBuilder::new("landmark_generator");
     b.set_doc("IP_LAP Landmark_generator (spec §5.1), BatchNorm folded; written by iplap");
     let (inputs, outputs) = contract(opts);

@@ -18,10 +18,11 @@
 
 use super::GraphError;
 use super::landmark_generator::{
-    D_MODEL, MEL_BLOCKS, N_REF, POSE_BLOCKS, PREDICT_CONTENT, REF_BLOCKS, T, encoder, fusion,
+    D_MODEL, MEL_BLOCKS, N_REF, POSE_BLOCKS, PREDICT_CONTENT, REF_BLOCKS, encoder, fusion,
 };
 use super::onnx::{DType, Dim, GraphBuilder, LayerNorm, OnnxModel, TensorSpec, Value};
 use super::weights::{WeightSource, Weights};
+use crate::sizes::WINDOW;
 
 /// Mel encoder input: chunks (n, 1, 80, 16).
 pub const MEL_CHUNKS: &str = "mel_chunks";
@@ -98,10 +99,10 @@ impl LandmarkStage {
             LandmarkStage::Fusion => (
                 vec![
                     TensorSpec::f32(REF_EMBEDDING, &[N_REF, D_MODEL]),
-                    TensorSpec::f32(MEL_EMBEDDING, &[T, D_MODEL]),
-                    TensorSpec::f32(POSE_EMBEDDING, &[T, D_MODEL]),
+                    TensorSpec::f32(MEL_EMBEDDING, &[WINDOW, D_MODEL]),
+                    TensorSpec::f32(POSE_EMBEDDING, &[WINDOW, D_MODEL]),
                 ],
-                vec![TensorSpec::f32(PREDICT_CONTENT, &[T, 2, 57])],
+                vec![TensorSpec::f32(PREDICT_CONTENT, &[WINDOW, 2, 57])],
             ),
         }
     }

@@ -3,9 +3,8 @@
 
 use super::resize::{Resizer, resize_bgr_u8};
 use super::{ChannelOrder, Image, ImageError, ImageRef, Rect};
+use crate::sizes::FACE_SIZE;
 
-/// Side of the face crop given to the renderer (`img_size`, spec §1.1).
-pub const FACE_SIZE: usize = 128;
 const PLANE: usize = FACE_SIZE * FACE_SIZE;
 
 /// Crops `rect` out of `frame` (any colour order) and resizes it to a 128 x 128 packed BGR image

@@ -17,13 +17,13 @@ mod resize;
 mod sketch;
 
 pub use blur::{BlurScratch, GAUSS_KERNEL, GAUSS_RADIUS, gaussian_blur_region};
-pub use crop::{FACE_SIZE, bgr_to_chw, crop_face, mask_lower_half};
+pub use crop::{bgr_to_chw, crop_face, mask_lower_half};
 pub use fill::fill_convex_poly;
 pub use frame::{ChannelOrder, Image, ImageMut, ImageRef, Rect};
 pub use line::line8;
 pub use paste::{PasteBack, face_to_u8, paste_face};
 pub use resize::{Resizer, resize_bgr_u8};
-pub use sketch::{SKETCH_COLOUR, SKETCH_SIZE, SketchRasteriser, SketchScaling, canvas_size};
+pub use sketch::{SKETCH_COLOUR, SketchRasteriser, SketchScaling, canvas_size};
 
 /// Errors from the image primitives. Bad geometry is reported, never clamped silently.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -10,7 +10,8 @@
 use super::blur::{BlurScratch, GAUSS_RADIUS, gaussian_blur_region};
 use super::fill::fill_convex_poly;
 use super::resize::{Resizer, resize_bgr_u8};
-use super::{ChannelOrder, FACE_SIZE, Image, ImageError, ImageMut, ImageRef, Rect};
+use super::{ChannelOrder, Image, ImageError, ImageMut, ImageRef, Rect};
+use crate::sizes::FACE_SIZE;
 
 /// Vertex coordinates beyond this are rejected: far outside any frame, and the 16.16 scanline
 /// arithmetic (in `i64`) stays exact well past it.

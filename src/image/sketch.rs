@@ -6,9 +6,8 @@ use super::ImageError;
 use super::line::line8;
 use super::resize::resize_gray_f64;
 use crate::face::indices::{CONNECTION_COLUMNS, FULL_LEN};
+use crate::sizes::FACE_SIZE;
 
-/// Side of the sketch given to the renderer (`img_size`, spec §1.1).
-pub const SKETCH_SIZE: usize = 128;
 /// Line colour: MediaPipe's `DrawingSpec` default (224, 224, 224) (spec §4 step 4).
 pub const SKETCH_COLOUR: u8 = 224;
 /// Largest canvas accepted (pixels). A crop of extreme aspect ratio would otherwise allocate
@@ -36,8 +35,8 @@ pub fn canvas_size(crop_w: usize, crop_h: usize) -> Result<(usize, usize), Image
     if short == 0 {
         return Err(bad);
     }
-    let h = crop_h.checked_mul(SKETCH_SIZE).ok_or(bad.clone())? / short;
-    let w = crop_w.checked_mul(SKETCH_SIZE).ok_or(bad.clone())? / short;
+    let h = crop_h.checked_mul(FACE_SIZE).ok_or(bad.clone())? / short;
+    let w = crop_w.checked_mul(FACE_SIZE).ok_or(bad.clone())? / short;
     if h.checked_mul(w).is_none_or(|n| n > MAX_CANVAS_PIXELS) {
         return Err(bad);
     }
@@ -115,7 +114,7 @@ impl SketchRasteriser {
         scaling: SketchScaling,
         out: &mut [f32],
     ) -> Result<(), ImageError> {
-        const PLANE: usize = SKETCH_SIZE * SKETCH_SIZE;
+        const PLANE: usize = FACE_SIZE * FACE_SIZE;
         if out.len() != 3 * PLANE {
             return Err(ImageError::BadLength {
                 expected: 3 * PLANE,
@@ -129,8 +128,8 @@ impl SketchRasteriser {
             self.canvas_w,
             self.canvas_h,
             &mut self.resized,
-            SKETCH_SIZE,
-            SKETCH_SIZE,
+            FACE_SIZE,
+            FACE_SIZE,
             &mut self.rows,
         );
         let (first, rest) = out.split_at_mut(PLANE);

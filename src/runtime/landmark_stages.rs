@@ -9,6 +9,7 @@
 //! order windows come in, and the result equals the one-graph model's (same operations on the
 //! same values; only ONNX Runtime's batch-dependent summation order can differ, ~1e-7).
 
+use crate::sizes::WINDOW;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,17 +19,17 @@ use super::landmark_generator::{
     T_POSE_LEN,
 };
 use super::session::{ModelSession, SessionConfig, SessionError};
-use crate::graph::landmark_generator::{D_MODEL, N_REF, PREDICT_CONTENT, T};
+use crate::graph::landmark_generator::{D_MODEL, N_REF, PREDICT_CONTENT};
 use crate::graph::landmark_stages::{self as st, BATCH_DIM, LandmarkStage};
 use crate::graph::onnx::OnnxModel;
 
 /// Values of one mel chunk (1 × 80 × 16).
-const CHUNK_LEN: usize = T_MELS_LEN / T;
+const CHUNK_LEN: usize = T_MELS_LEN / WINDOW;
 /// Values of one pose frame (2 × 74).
-const FRAME_LEN: usize = T_POSE_LEN / T;
+const FRAME_LEN: usize = T_POSE_LEN / WINDOW;
 /// Embeddings kept per encoder: two windows' worth, so sliding by one (or a repeated window at a
 /// loop turn) always finds the four shared entries.
-const CACHE_ENTRIES: usize = 2 * T;
+const CACHE_ENTRIES: usize = 2 * WINDOW;
 
 /// Exact-input → embedding cache, least recently used entry evicted first.
 #[derive(Debug, Default)]
@@ -302,7 +303,7 @@ fn encode_window(
         }
         *runs += missing.len();
     }
-    let mut window = Vec::with_capacity(T * D_MODEL);
+    let mut window = Vec::with_capacity(WINDOW * D_MODEL);
     for item in items.chunks_exact(item_len) {
         let e = cache.get(item).ok_or_else(|| SessionError::Run {
             model: session.model().to_owned(),

@@ -11,6 +11,7 @@
 
 mod stages;
 
+use crate::sizes::{FACE_SIZE, HALF_SIZE, WINDOW};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,8 @@ pub use stages::{
 use crate::graph::GraphError;
 use crate::graph::package::ModelPackage;
 use crate::graph::renderer::{
-    HALF, IMG, RendererGraphOptions, RendererGraphs, flow_head, flow_modulation, ref_encoder,
-    stage_names, translation,
+    RendererGraphOptions, RendererGraphs, flow_head, flow_modulation, ref_encoder, stage_names,
+    translation,
 };
 use crate::graph::target::GraphTarget;
 use crate::graph::weights::WeightSource;
@@ -33,10 +34,8 @@ use crate::runtime::{SessionConfig, SessionError};
 use crate::warp::{WarpAccumulator, WarpChunk, WarpError};
 use stages::check_shape;
 
-/// Number of target sketches per frame (the T = 5 window, spec §5.2).
-pub const TARGET_SKETCHES: usize = 5;
 /// First row of the face that is zeroed before the translation network (`128 // 2`, spec §5.2 step 3).
-pub const MASK_ROW: usize = IMG / 2;
+pub const MASK_ROW: usize = FACE_SIZE / 2;
 /// Default number of references per flow-head run.
 pub const DEFAULT_CHUNK: usize = 5;
 
@@ -304,15 +303,15 @@ impl RenderEngine {
         ref_sketches: ArrayView4<'_, f32>,
     ) -> Result<(), RenderError> {
         let n = ref_imgs.len_of(Axis(0));
-        let shape = [Some(n), Some(3), Some(IMG), Some(IMG)];
+        let shape = [Some(n), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)];
         check_shape("ref_imgs", &ref_imgs, shape)?;
         check_shape("ref_sketches", &ref_sketches, shape)?;
         if n == 0 {
             return Err(RenderError::EmptyBank);
         }
         self.bank = None; // free the old bank before allocating the new one
-        let mut h1 = Array4::<f32>::zeros((n, ref_encoder::H1_CHANNELS, IMG, IMG));
-        let mut h2 = Array4::<f32>::zeros((n, ref_encoder::H2_CHANNELS, HALF, HALF));
+        let mut h1 = Array4::<f32>::zeros((n, ref_encoder::H1_CHANNELS, FACE_SIZE, FACE_SIZE));
+        let mut h2 = Array4::<f32>::zeros((n, ref_encoder::H2_CHANNELS, HALF_SIZE, HALF_SIZE));
         for (a, b) in chunks(n, self.config.chunk) {
             let f = self.ref_encoder.run(
                 ref_imgs.slice(s![a..b, .., .., ..]),
@@ -330,11 +329,15 @@ impl RenderEngine {
 
     /// Renders one frame with the cached reference bank (stages (b)-(e)).
     pub fn render(&mut self, x: &RenderInput<'_>) -> Result<RenderOutput, RenderError> {
-        check_shape("face", &x.face, [Some(1), Some(3), Some(IMG), Some(IMG)])?;
+        check_shape(
+            "face",
+            &x.face,
+            [Some(1), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)],
+        )?;
         check_shape(
             "target_sketches",
             &x.target_sketches,
-            [Some(TARGET_SKETCHES), Some(3), Some(IMG), Some(IMG)],
+            [Some(WINDOW), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)],
         )?;
         check_shape("audio", &x.audio, [Some(1), Some(1), Some(80), Some(16)])?;
         let bank = self.bank.as_ref().ok_or(RenderError::NoReferenceBank)?;
@@ -347,8 +350,8 @@ impl RenderEngine {
 
         let mut kept = self.config.keep_flow.then(|| {
             (
-                Array4::<f32>::zeros((n, 2, IMG, IMG)),
-                Array4::<f32>::zeros((n, 1, IMG, IMG)),
+                Array4::<f32>::zeros((n, 2, FACE_SIZE, FACE_SIZE)),
+                Array4::<f32>::zeros((n, 1, FACE_SIZE, FACE_SIZE)),
             )
         });
         self.warp.reset();
@@ -421,10 +424,14 @@ pub fn translation_input(
     face: ArrayView4<'_, f32>,
     target_sketches: ArrayView4<'_, f32>,
 ) -> Result<Array4<f32>, RenderError> {
-    check_shape("face", &face, [Some(1), Some(3), Some(IMG), Some(IMG)])?;
-    let sketches = [Some(TARGET_SKETCHES), Some(3), Some(IMG), Some(IMG)];
+    check_shape(
+        "face",
+        &face,
+        [Some(1), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)],
+    )?;
+    let sketches = [Some(WINDOW), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)];
     check_shape("target_sketches", &target_sketches, sketches)?;
-    let mut out = Array4::<f32>::zeros((1, translation::INPUT_CHANNELS, IMG, IMG));
+    let mut out = Array4::<f32>::zeros((1, translation::INPUT_CHANNELS, FACE_SIZE, FACE_SIZE));
     out.slice_mut(s![0, 0..3, 0..MASK_ROW, ..])
         .assign(&face.slice(s![0, .., 0..MASK_ROW, ..]));
     for (k, sketch) in target_sketches.outer_iter().enumerate() {
@@ -461,8 +468,10 @@ mod tests {
 
     #[test]
     fn translation_input_masks_the_lower_half() {
-        let face = Array4::<f32>::from_elem((1, 3, IMG, IMG), 0.5);
-        let sk = Array4::from_shape_fn((5, 3, IMG, IMG), |(k, c, _, _)| (k * 3 + c) as f32);
+        let face = Array4::<f32>::from_elem((1, 3, FACE_SIZE, FACE_SIZE), 0.5);
+        let sk = Array4::from_shape_fn((5, 3, FACE_SIZE, FACE_SIZE), |(k, c, _, _)| {
+            (k * 3 + c) as f32
+        });
         let t = translation_input(face.view(), sk.view()).unwrap();
         assert!(translation_input(sk.view(), face.view()).is_err());
         assert_eq!(t[[0, 2, MASK_ROW - 1, 7]], 0.5);

@@ -2,6 +2,7 @@
 //! `facemesh/129` with their boxes and sets, banks, window inputs, and the reference computations
 //! (a direct `RenderEngine` run and the image module's paste) the frame renderer is compared with.
 
+use iplap::sizes::FACE_SIZE;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -12,8 +13,8 @@ use iplap::engine::render::{
 use iplap::face::crop_box::{CropBox, FaceGeometry, NormalisedSets, paste_polygon};
 use iplap::graph::package::{ModelPackage, write_package};
 use iplap::image::{
-    ChannelOrder, FACE_SIZE, Image, ImageMut, ImageRef, PasteBack, Resizer, SketchRasteriser,
-    SketchScaling, bgr_to_chw, crop_face, face_to_u8, paste_face,
+    ChannelOrder, Image, ImageMut, ImageRef, PasteBack, Resizer, SketchRasteriser, SketchScaling,
+    bgr_to_chw, crop_face, face_to_u8, paste_face,
 };
 use iplap::runtime::renderer::{RenderEngine, RenderInput};
 use iplap::weights::FormulaWeights;

@@ -48,7 +48,8 @@ use gst_base::subclass::prelude::*;
 use super::audio_out::{AudioOut, TaskStep};
 use super::settings::{Settings, param_specs};
 use super::stall::StallWatch;
-use super::stream::{AUDIO_RATE, State};
+use super::stream::State;
+use iplap::audio::SAMPLE_RATE;
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -388,7 +389,7 @@ impl ElementImpl for IplapLandmarks {
             // The landmark generator's mel spectrogram is defined on 16 kHz mono.
             let audio = gst_audio::AudioCapsBuilder::new_interleaved()
                 .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
-                .rate(AUDIO_RATE)
+                .rate(SAMPLE_RATE as i32)
                 .channels(1)
                 .build();
             let templ = |name, dir, caps: &gst::Caps| {
@@ -598,7 +599,7 @@ impl AggregatorImpl for IplapLandmarks {
                     gst::error!(CAT, obj = pad, "Invalid audio caps {caps}");
                     return false;
                 };
-                if info.rate() != AUDIO_RATE as u32 || info.channels() != 1 {
+                if info.rate() != SAMPLE_RATE || info.channels() != 1 {
                     gst::error!(
                         CAT,
                         obj = pad,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use gst::subclass::prelude::*;
 use gst_video::prelude::*;
+use iplap::audio::SAMPLE_RATE;
 use iplap::engine::bank::ReferenceBank;
 use iplap::engine::bank_template::TemplateScan;
 use iplap::engine::landmarks::{BankMode, FrameStatus, LandmarkEngine};
@@ -26,8 +27,6 @@ use iplap::data_files::DataFile;
 
 /// Frame duration assumed when neither the buffer nor the caps give one (25 fps).
 pub(super) const FALLBACK_FRAME_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(40);
-/// The audio the landmark generator was trained on.
-pub(super) const AUDIO_RATE: i32 = 16_000;
 
 /// A video buffer handed to the engine and waiting for its result.
 struct Queued {
@@ -289,7 +288,7 @@ impl State {
             );
         }
         let n = self.samples.len() as u64;
-        let duration = n * 1_000_000_000 / AUDIO_RATE as u64;
+        let duration = n * 1_000_000_000 / u64::from(SAMPLE_RATE);
         self.audio_next = Some(running_time + duration);
         self.engine
             .push_audio(running_time, &self.samples)

@@ -5,10 +5,11 @@
 //! packs privately, with the same image-module primitives (`bgr_to_chw`, `SketchRasteriser`) that
 //! are tested against the crop and sketch goldens.
 
+use crate::sizes::FACE_SIZE;
 use ndarray::{Array4, s};
 
 use super::FrameRenderError;
-use crate::engine::bank::{CROP, IMAGE_REFERENCES, ReferenceBank};
+use crate::engine::bank::{IMAGE_REFERENCES, ReferenceBank};
 use crate::image::{ChannelOrder, ImageRef, SketchRasteriser, SketchScaling, bgr_to_chw};
 
 /// Indices into `bank.images` of the `n` references the renderer uses when the bank holds
@@ -46,8 +47,8 @@ pub(super) fn pack_references(
     rasteriser: &mut SketchRasteriser,
 ) -> Result<(Array4<f32>, Array4<f32>), FrameRenderError> {
     let n = indices.len();
-    let mut imgs = Array4::<f32>::zeros((n, 3, CROP, CROP));
-    let mut sketches = Array4::<f32>::zeros((n, 3, CROP, CROP));
+    let mut imgs = Array4::<f32>::zeros((n, 3, FACE_SIZE, FACE_SIZE));
+    let mut sketches = Array4::<f32>::zeros((n, 3, FACE_SIZE, FACE_SIZE));
     for (k, &i) in indices.iter().enumerate() {
         let reference = bank
             .images
@@ -57,8 +58,8 @@ pub(super) fn pack_references(
                 available: bank.images.len(),
             })?;
         let bad = |source| FrameRenderError::BadReference { index: i, source };
-        let crop =
-            ImageRef::packed(&reference.crop_bgr, CROP, CROP, ChannelOrder::Bgr).map_err(bad)?;
+        let crop = ImageRef::packed(&reference.crop_bgr, FACE_SIZE, FACE_SIZE, ChannelOrder::Bgr)
+            .map_err(bad)?;
         let mut img = imgs.slice_mut(s![k, .., .., ..]);
         let out = img.as_slice_mut().expect("a fresh standard-layout array");
         bgr_to_chw(&crop, out).map_err(bad)?;

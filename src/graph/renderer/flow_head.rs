@@ -15,12 +15,12 @@
 
 use super::flow_modulation::LAYERS;
 use super::{
-    Conv3x3, HALF, IMG, N_REF_DIM, RendererGraphOptions, SpadeParams, batched, modulated_block,
-    small_conv,
+    Conv3x3, N_REF_DIM, RendererGraphOptions, SpadeParams, batched, modulated_block, small_conv,
 };
 use crate::graph::GraphError;
 use crate::graph::onnx::{ConvWeights, DType, Dim, GraphBuilder, OnnxModel, TensorSpec};
 use crate::graph::weights::Weights;
+use crate::sizes::{FACE_SIZE, HALF_SIZE};
 
 /// Graph name.
 pub const NAME: &str = "renderer_flow_head";
@@ -49,7 +49,7 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
     let h2 = b.input(
         IN_H2,
         DType::Float32,
-        &[n.clone(), 256.into(), HALF.into(), HALF.into()],
+        &[n.clone(), 256.into(), HALF_SIZE.into(), HALF_SIZE.into()],
     )?;
     let mut params = Vec::with_capacity(LAYERS.len());
     for l in LAYERS {
@@ -108,20 +108,20 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
         &flow,
         OUT_FLOW,
         DType::Float32,
-        &[n.clone(), 2.into(), IMG.into(), IMG.into()],
+        &[n.clone(), 2.into(), FACE_SIZE.into(), FACE_SIZE.into()],
     )?;
     b.output(
         &wt,
         OUT_WEIGHT,
         DType::Float32,
-        &[n.clone(), 1.into(), IMG.into(), IMG.into()],
+        &[n.clone(), 1.into(), FACE_SIZE.into(), FACE_SIZE.into()],
     )?;
     if opts.intermediates {
         b.output(
             &s1,
             OUT_SPADE1,
             DType::Float32,
-            &[n, 256.into(), HALF.into(), HALF.into()],
+            &[n, 256.into(), HALF_SIZE.into(), HALF_SIZE.into()],
         )?;
     }
     b.finish()
@@ -129,18 +129,18 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
 
 /// The I/O contract of stage (c) (N symbolic, [`N_REF_DIM`]).
 pub fn contract(opts: RendererGraphOptions) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
-    let mut inputs = vec![batched(IN_H2, &[256, HALF, HALF])];
+    let mut inputs = vec![batched(IN_H2, &[256, HALF_SIZE, HALF_SIZE])];
     for l in LAYERS {
         let shape = [1, l.channels, l.side, l.side];
         inputs.push(TensorSpec::f32(l.scale, &shape));
         inputs.push(TensorSpec::f32(l.shift, &shape));
     }
     let mut outputs = vec![
-        batched(OUT_FLOW, &[2, IMG, IMG]),
-        batched(OUT_WEIGHT, &[1, IMG, IMG]),
+        batched(OUT_FLOW, &[2, FACE_SIZE, FACE_SIZE]),
+        batched(OUT_WEIGHT, &[1, FACE_SIZE, FACE_SIZE]),
     ];
     if opts.intermediates {
-        outputs.push(batched(OUT_SPADE1, &[256, HALF, HALF]));
+        outputs.push(batched(OUT_SPADE1, &[256, HALF_SIZE, HALF_SIZE]));
     }
     (inputs, outputs)
 }

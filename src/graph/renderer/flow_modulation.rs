@@ -6,10 +6,11 @@
 //! never the reference, so `conv1`, `gamma` and `beta` of these layers are evaluated once per frame
 //! here (30.69 GMAC instead of 767) and broadcast over the references by stage (c).
 
-use super::{HALF, IMG, spade_params};
+use super::spade_params;
 use crate::graph::GraphError;
 use crate::graph::onnx::{GraphBuilder, OnnxModel, TensorSpec};
 use crate::graph::weights::Weights;
+use crate::sizes::{FACE_SIZE, HALF_SIZE};
 
 /// Graph name.
 pub const NAME: &str = "renderer_flow_modulation";
@@ -38,42 +39,42 @@ pub const LAYERS: [FlowSpadeLayer; 6] = [
     layer(
         "spade_layer_1.spade_layer_1",
         256,
-        HALF,
+        HALF_SIZE,
         "b1_l1_scale",
         "b1_l1_shift",
     ),
     layer(
         "spade_layer_1.spade_layer_2",
         256,
-        HALF,
+        HALF_SIZE,
         "b1_l2_scale",
         "b1_l2_shift",
     ),
     layer(
         "spade_layer_2.spade_layer_1",
         256,
-        HALF,
+        HALF_SIZE,
         "b2_l1_scale",
         "b2_l1_shift",
     ),
     layer(
         "spade_layer_2.spade_layer_2",
         256,
-        HALF,
+        HALF_SIZE,
         "b2_l2_scale",
         "b2_l2_shift",
     ),
     layer(
         "spade_layer_4.spade_layer_1",
         64,
-        IMG,
+        FACE_SIZE,
         "b4_l1_scale",
         "b4_l1_shift",
     ),
     layer(
         "spade_layer_4.spade_layer_2",
         64,
-        IMG,
+        FACE_SIZE,
         "b4_l2_scale",
         "b4_l2_shift",
     ),
@@ -102,15 +103,20 @@ pub fn build(w: &Weights<'_>) -> Result<OnnxModel, GraphError> {
     b.set_doc(
         "IP_LAP renderer stage (b): flow-network SPADE modulation, once per frame (spec 5.2, 7.2)",
     );
-    let driving = b.input_f32(IN_DRIVING, &[1, DRIVING_CHANNELS, IMG, IMG])?;
+    let driving = b.input_f32(IN_DRIVING, &[1, DRIVING_CHANNELS, FACE_SIZE, FACE_SIZE])?;
     // downsample(driving, 64): F.interpolate(mode='nearest') = driving[:, :, 2i, 2j].
     let m64 = b.resize_nearest(
         &driving,
-        &[1, DRIVING_CHANNELS as i64, HALF as i64, HALF as i64],
+        &[
+            1,
+            DRIVING_CHANNELS as i64,
+            HALF_SIZE as i64,
+            HALF_SIZE as i64,
+        ],
     )?;
     for l in LAYERS {
         b.push_scope(&format!("flow_module.{}", l.key));
-        let m = if l.side == HALF { &m64 } else { &driving };
+        let m = if l.side == HALF_SIZE { &m64 } else { &driving };
         let p = spade_params(&mut b, &f.pp(l.key), m, DRIVING_CHANNELS, l.channels)?;
         b.pop_scope();
         let shape = [1, l.channels, l.side, l.side];
@@ -135,7 +141,7 @@ pub fn contract() -> (Vec<TensorSpec>, Vec<TensorSpec>) {
     (
         vec![TensorSpec::f32(
             IN_DRIVING,
-            &[1, DRIVING_CHANNELS, IMG, IMG],
+            &[1, DRIVING_CHANNELS, FACE_SIZE, FACE_SIZE],
         )],
         outputs,
     )

@@ -35,10 +35,6 @@ use crate::graph::weights::{WeightSource, Weights};
 
 /// Name of the symbolic reference-count dimension of stages (a) and (c).
 pub const N_REF_DIM: &str = "n_ref";
-/// Side of the renderer's images and full-resolution feature maps.
-pub const IMG: usize = 128;
-/// Side of the half-resolution feature maps (h2, SPADE blocks 1-2).
-pub const HALF: usize = 64;
 /// Slope of the LeakyReLU inside SPADE / AdaIN blocks.
 pub const BLOCK_SLOPE: f32 = 0.2;
 /// Space-to-depth block of the 7×7 convolutions with 1-3 outputs (see `conv2d_space_to_depth`).

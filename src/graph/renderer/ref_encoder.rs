@@ -5,10 +5,11 @@
 //! (spec §7.2): `[ref_img, ref_sketch]` (6 × 128 × 128) → `conv1` 7×7 + `conv1_bn` + ReLU = h1
 //! (32 × 128 × 128) → `conv2` 3×3 stride 2 + `conv2_bn` + ReLU = h2 (256 × 64 × 64).
 
-use super::{HALF, IMG, N_REF_DIM, batched};
+use super::{N_REF_DIM, batched};
 use crate::graph::GraphError;
 use crate::graph::onnx::{BatchNorm, ConvWeights, DType, Dim, GraphBuilder, OnnxModel, TensorSpec};
 use crate::graph::weights::Weights;
+use crate::sizes::{FACE_SIZE, HALF_SIZE};
 
 /// Graph name.
 pub const NAME: &str = "renderer_ref_encoder";
@@ -36,7 +37,7 @@ pub fn build(w: &Weights<'_>) -> Result<OnnxModel, GraphError> {
     let mut b = GraphBuilder::new(NAME);
     b.set_doc("IP_LAP renderer stage (a): reference encoder (spec 5.2, 7.3)");
     let n = Dim::from(N_REF_DIM);
-    let img_shape = [n.clone(), 3.into(), IMG.into(), IMG.into()];
+    let img_shape = [n.clone(), 3.into(), FACE_SIZE.into(), FACE_SIZE.into()];
     let img = b.input(IN_REF_IMG, DType::Float32, &img_shape)?;
     let sketch = b.input(IN_REF_SKETCH, DType::Float32, &img_shape)?;
     b.push_scope("flow_module");
@@ -50,25 +51,30 @@ pub fn build(w: &Weights<'_>) -> Result<OnnxModel, GraphError> {
         &h1,
         OUT_H1,
         DType::Float32,
-        &[n.clone(), H1_CHANNELS.into(), IMG.into(), IMG.into()],
+        &[
+            n.clone(),
+            H1_CHANNELS.into(),
+            FACE_SIZE.into(),
+            FACE_SIZE.into(),
+        ],
     )?;
     b.output(
         &h2,
         OUT_H2,
         DType::Float32,
-        &[n, H2_CHANNELS.into(), HALF.into(), HALF.into()],
+        &[n, H2_CHANNELS.into(), HALF_SIZE.into(), HALF_SIZE.into()],
     )?;
     b.finish()
 }
 
 /// The I/O contract of stage (a) (N symbolic, [`N_REF_DIM`]).
 pub fn contract() -> (Vec<TensorSpec>, Vec<TensorSpec>) {
-    let img = [3, IMG, IMG];
+    let img = [3, FACE_SIZE, FACE_SIZE];
     (
         vec![batched(IN_REF_IMG, &img), batched(IN_REF_SKETCH, &img)],
         vec![
-            batched(OUT_H1, &[H1_CHANNELS, IMG, IMG]),
-            batched(OUT_H2, &[H2_CHANNELS, HALF, HALF]),
+            batched(OUT_H1, &[H1_CHANNELS, FACE_SIZE, FACE_SIZE]),
+            batched(OUT_H2, &[H2_CHANNELS, HALF_SIZE, HALF_SIZE]),
         ],
     )
 }

@@ -7,8 +7,7 @@
 //! `conv_last` 7×7 (no bias) → Sigmoid. Runs once per frame with batch 1.
 
 use super::{
-    Conv3x3, HALF, IMG, RendererGraphOptions, SpadeParams, modulated_block, small_conv,
-    spade_params,
+    Conv3x3, RendererGraphOptions, SpadeParams, modulated_block, small_conv, spade_params,
 };
 use crate::graph::GraphError;
 use crate::graph::landmark_generator::{AUDIO_ENCODER_BLOCKS, encoder};
@@ -16,6 +15,7 @@ use crate::graph::onnx::{
     BatchNorm, ConvWeights, GraphBuilder, Linear, OnnxModel, TensorSpec, Value,
 };
 use crate::graph::weights::Weights;
+use crate::sizes::{FACE_SIZE, HALF_SIZE};
 
 /// Graph name.
 pub const NAME: &str = "renderer_translation";
@@ -51,10 +51,13 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
     let t = w.pp("translation");
     let mut b = GraphBuilder::new(NAME);
     b.set_doc("IP_LAP renderer stage (e): translation network (spec 5.2)");
-    let x_in = b.input_f32(IN_TRANSLATION_INPUT, &[1, INPUT_CHANNELS, IMG, IMG])?;
-    let h1_avg = b.input_f32(IN_H1_AVG, &[1, 32, IMG, IMG])?;
-    let h2_avg = b.input_f32(IN_H2_AVG, &[1, 256, HALF, HALF])?;
-    let ref_avg = b.input_f32(IN_REF_AVG, &[1, 3, IMG, IMG])?;
+    let x_in = b.input_f32(
+        IN_TRANSLATION_INPUT,
+        &[1, INPUT_CHANNELS, FACE_SIZE, FACE_SIZE],
+    )?;
+    let h1_avg = b.input_f32(IN_H1_AVG, &[1, 32, FACE_SIZE, FACE_SIZE])?;
+    let h2_avg = b.input_f32(IN_H2_AVG, &[1, 256, HALF_SIZE, HALF_SIZE])?;
+    let ref_avg = b.input_f32(IN_REF_AVG, &[1, 3, FACE_SIZE, FACE_SIZE])?;
     let audio = b.input_f32(IN_AUDIO, &[1, 1, 80, 16])?;
 
     b.push_scope("translation.audio_encoder");
@@ -132,13 +135,13 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
     let generated = b.sigmoid(&conv_last_out)?;
     b.pop_scope();
 
-    b.output_f32(&generated, OUT_GENERATED, &[1, 3, IMG, IMG])?;
+    b.output_f32(&generated, OUT_GENERATED, &[1, 3, FACE_SIZE, FACE_SIZE])?;
     if opts.intermediates {
         b.output_f32(&audio_feature, OUT_AUDIO_FEATURE, &[1, AUDIO_DIM, 1, 1])?;
-        b.output_f32(&spade1, OUT_SPADE1, &[1, 256, HALF, HALF])?;
-        b.output_f32(&adain1, OUT_ADAIN1, &[1, 256, HALF, HALF])?;
-        b.output_f32(&spade4, OUT_SPADE4, &[1, 64, IMG, IMG])?;
-        b.output_f32(&conv_last_out, OUT_CONV_LAST, &[1, 3, IMG, IMG])?;
+        b.output_f32(&spade1, OUT_SPADE1, &[1, 256, HALF_SIZE, HALF_SIZE])?;
+        b.output_f32(&adain1, OUT_ADAIN1, &[1, 256, HALF_SIZE, HALF_SIZE])?;
+        b.output_f32(&spade4, OUT_SPADE4, &[1, 64, FACE_SIZE, FACE_SIZE])?;
+        b.output_f32(&conv_last_out, OUT_CONV_LAST, &[1, 3, FACE_SIZE, FACE_SIZE])?;
     }
     b.finish()
 }
@@ -201,20 +204,26 @@ fn adain_block(
 /// The I/O contract of stage (e).
 pub fn contract(opts: RendererGraphOptions) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
     let inputs = vec![
-        TensorSpec::f32(IN_TRANSLATION_INPUT, &[1, INPUT_CHANNELS, IMG, IMG]),
-        TensorSpec::f32(IN_H1_AVG, &[1, 32, IMG, IMG]),
-        TensorSpec::f32(IN_H2_AVG, &[1, 256, HALF, HALF]),
-        TensorSpec::f32(IN_REF_AVG, &[1, 3, IMG, IMG]),
+        TensorSpec::f32(
+            IN_TRANSLATION_INPUT,
+            &[1, INPUT_CHANNELS, FACE_SIZE, FACE_SIZE],
+        ),
+        TensorSpec::f32(IN_H1_AVG, &[1, 32, FACE_SIZE, FACE_SIZE]),
+        TensorSpec::f32(IN_H2_AVG, &[1, 256, HALF_SIZE, HALF_SIZE]),
+        TensorSpec::f32(IN_REF_AVG, &[1, 3, FACE_SIZE, FACE_SIZE]),
         TensorSpec::f32(IN_AUDIO, &[1, 1, 80, 16]),
     ];
-    let mut outputs = vec![TensorSpec::f32(OUT_GENERATED, &[1, 3, IMG, IMG])];
+    let mut outputs = vec![TensorSpec::f32(
+        OUT_GENERATED,
+        &[1, 3, FACE_SIZE, FACE_SIZE],
+    )];
     if opts.intermediates {
         outputs.extend([
             TensorSpec::f32(OUT_AUDIO_FEATURE, &[1, AUDIO_DIM, 1, 1]),
-            TensorSpec::f32(OUT_SPADE1, &[1, 256, HALF, HALF]),
-            TensorSpec::f32(OUT_ADAIN1, &[1, 256, HALF, HALF]),
-            TensorSpec::f32(OUT_SPADE4, &[1, 64, IMG, IMG]),
-            TensorSpec::f32(OUT_CONV_LAST, &[1, 3, IMG, IMG]),
+            TensorSpec::f32(OUT_SPADE1, &[1, 256, HALF_SIZE, HALF_SIZE]),
+            TensorSpec::f32(OUT_ADAIN1, &[1, 256, HALF_SIZE, HALF_SIZE]),
+            TensorSpec::f32(OUT_SPADE4, &[1, 64, FACE_SIZE, FACE_SIZE]),
+            TensorSpec::f32(OUT_CONV_LAST, &[1, 3, FACE_SIZE, FACE_SIZE]),
         ]);
     }
     (inputs, outputs)

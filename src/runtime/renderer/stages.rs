@@ -4,13 +4,14 @@
 //! outputs at load. Stages (a) and (c) have a symbolic reference count N: [`BatchedSession`] keeps one
 //! session per batch size actually used (normally one or two: the chunk size and a remainder).
 
+use crate::sizes::{FACE_SIZE, HALF_SIZE};
 use ndarray::{Array4, ArrayView4};
 
 use super::RenderError;
 use crate::graph::onnx::{Dim, TensorSpec};
 use crate::graph::renderer::{
-    HALF, IMG, N_REF_DIM, RendererGraphOptions, flow_head as fh, flow_modulation as fm,
-    ref_encoder as re, translation as tr,
+    N_REF_DIM, RendererGraphOptions, flow_head as fh, flow_modulation as fm, ref_encoder as re,
+    translation as tr,
 };
 use crate::runtime::{ModelSession, SessionConfig};
 
@@ -163,7 +164,7 @@ impl RefEncoder {
         ref_sketch: ArrayView4<'_, f32>,
     ) -> Result<RefFeatures, RenderError> {
         let n = ref_img.shape()[0];
-        let shape = [Some(n), Some(3), Some(IMG), Some(IMG)];
+        let shape = [Some(n), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)];
         check_shape("ref_img", &ref_img, shape)?;
         check_shape("ref_sketch", &ref_sketch, shape)?;
         if n == 0 {
@@ -180,13 +181,13 @@ impl RefEncoder {
                 "ref_encoder",
                 re::OUT_H1,
                 h1,
-                [n, re::H1_CHANNELS, IMG, IMG],
+                [n, re::H1_CHANNELS, FACE_SIZE, FACE_SIZE],
             )?,
             h2: array(
                 "ref_encoder",
                 re::OUT_H2,
                 h2,
-                [n, re::H2_CHANNELS, HALF, HALF],
+                [n, re::H2_CHANNELS, HALF_SIZE, HALF_SIZE],
             )?,
         })
     }
@@ -233,7 +234,7 @@ impl FlowModulation {
         check_shape(
             "target_sketches",
             &target_sketches,
-            [Some(5), Some(3), Some(IMG), Some(IMG)],
+            [Some(5), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)],
         )?;
         let driving = contiguous(&target_sketches);
         let names: Vec<&str> = fm::LAYERS.iter().flat_map(|l| [l.scale, l.shift]).collect();
@@ -286,7 +287,12 @@ impl FlowHead {
         check_shape(
             "h2",
             &h2,
-            [Some(n), Some(re::H2_CHANNELS), Some(HALF), Some(HALF)],
+            [
+                Some(n),
+                Some(re::H2_CHANNELS),
+                Some(HALF_SIZE),
+                Some(HALF_SIZE),
+            ],
         )?;
         if n == 0 {
             return Err(RenderError::EmptyBank);
@@ -308,10 +314,10 @@ impl FlowHead {
             Some(v) => array("flow_head", name, v, [n, c, side, side]),
             None => Err(missing("flow_head")),
         };
-        let flow = next(fh::OUT_FLOW, 2, IMG)?;
-        let weight = next(fh::OUT_WEIGHT, 1, IMG)?;
+        let flow = next(fh::OUT_FLOW, 2, FACE_SIZE)?;
+        let weight = next(fh::OUT_WEIGHT, 1, FACE_SIZE)?;
         let spade1 = match self.intermediates {
-            true => Some(next(fh::OUT_SPADE1, 256, HALF)?),
+            true => Some(next(fh::OUT_SPADE1, 256, HALF_SIZE)?),
             false => None,
         };
         Ok(FlowHeadOutput {
@@ -388,22 +394,27 @@ impl Translation {
         check_shape(
             tr::IN_TRANSLATION_INPUT,
             &x.translation_input,
-            [one, Some(tr::INPUT_CHANNELS), Some(IMG), Some(IMG)],
+            [
+                one,
+                Some(tr::INPUT_CHANNELS),
+                Some(FACE_SIZE),
+                Some(FACE_SIZE),
+            ],
         )?;
         check_shape(
             tr::IN_H1_AVG,
             &x.h1_avg,
-            [one, Some(32), Some(IMG), Some(IMG)],
+            [one, Some(32), Some(FACE_SIZE), Some(FACE_SIZE)],
         )?;
         check_shape(
             tr::IN_H2_AVG,
             &x.h2_avg,
-            [one, Some(256), Some(HALF), Some(HALF)],
+            [one, Some(256), Some(HALF_SIZE), Some(HALF_SIZE)],
         )?;
         check_shape(
             tr::IN_REF_AVG,
             &x.ref_avg,
-            [one, Some(3), Some(IMG), Some(IMG)],
+            [one, Some(3), Some(FACE_SIZE), Some(FACE_SIZE)],
         )?;
         check_shape(tr::IN_AUDIO, &x.audio, [one, one, Some(80), Some(16)])?;
         let (ti, h1, h2) = (
@@ -434,14 +445,14 @@ impl Translation {
             Some(v) => array("translation", name, v, shape),
             None => Err(missing("translation")),
         };
-        let generated = next(tr::OUT_GENERATED, [1, 3, IMG, IMG])?;
+        let generated = next(tr::OUT_GENERATED, [1, 3, FACE_SIZE, FACE_SIZE])?;
         let intermediates = if self.intermediates {
             Some(TranslationIntermediates {
                 audio_feature: next(tr::OUT_AUDIO_FEATURE, [1, tr::AUDIO_DIM, 1, 1])?,
-                spade1: next(tr::OUT_SPADE1, [1, 256, HALF, HALF])?,
-                adain1: next(tr::OUT_ADAIN1, [1, 256, HALF, HALF])?,
-                spade4: next(tr::OUT_SPADE4, [1, 64, IMG, IMG])?,
-                conv_last: next(tr::OUT_CONV_LAST, [1, 3, IMG, IMG])?,
+                spade1: next(tr::OUT_SPADE1, [1, 256, HALF_SIZE, HALF_SIZE])?,
+                adain1: next(tr::OUT_ADAIN1, [1, 256, HALF_SIZE, HALF_SIZE])?,
+                spade4: next(tr::OUT_SPADE4, [1, 64, FACE_SIZE, FACE_SIZE])?,
+                conv_last: next(tr::OUT_CONV_LAST, [1, 3, FACE_SIZE, FACE_SIZE])?,
             })
         } else {
             None
