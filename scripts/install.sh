@@ -12,7 +12,9 @@
 #
 # Data folder (found by the installed plugin and CLI through their search order, see README):
 #   face/                          the converted MediaPipe face models
-#   onnxruntime/libonnxruntime.so  a copy of the pinned ONNX Runtime
+#   onnxruntime/libonnxruntime.so  a copy of the pinned ONNX Runtime (a link into gpu/ when
+#                                  setup installed the GPU runtime)
+#   gpu/                           the GPU runtime of setup.sh --gpu: onnxruntime-gpu, CUDA wheels
 #   models/ip_lap/                 the checkout's model package, when one was converted there
 set -Eeuo pipefail
 
@@ -23,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --user) MODE="user" ;;
     -h | --help)
-      sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     -*)
@@ -82,8 +84,21 @@ mkdir -p "$PLUGIN_DIR" "$BIN_DIR" "$DATA_DIR/face" "$DATA_DIR/onnxruntime"
 install -m 0755 "$PLUGIN" "$PLUGIN_DIR/libgstiplap.so"
 install -m 0755 "$CLI" "$BIN_DIR/iplap"
 install -m 0644 "$FACE"/*.onnx "$DATA_DIR/face/"
-# The real file behind setup's link; the engine loads it by this fixed name.
-install -m 0644 "$(readlink -f "$ORT")" "$DATA_DIR/onnxruntime/libonnxruntime.so"
+ORT_REAL="$(readlink -f "$ORT")"
+GPU_SRC="$ROOT/.venv/gpu"
+rm -rf "$DATA_DIR/gpu" "$DATA_DIR/onnxruntime/libonnxruntime.so"
+if [ -f "$GPU_SRC/.installed" ] && [[ "$ORT_REAL" == "$GPU_SRC"/* ]]; then
+  # The GPU build with its provider libraries and NVIDIA's CUDA wheels, laid out as setup made
+  # them (the engine finds the libraries relative to libonnxruntime's real path). Hard links
+  # where the data folder is on the same file system (2.2 GB otherwise).
+  cp -al "$GPU_SRC" "$DATA_DIR/gpu" 2>/dev/null || cp -R "$GPU_SRC" "$DATA_DIR/gpu"
+  ln -s "../gpu/${ORT_REAL#"$GPU_SRC"/}" "$DATA_DIR/onnxruntime/libonnxruntime.so"
+  gpu_note="GPU runtime: $DATA_DIR/gpu"
+else
+  # The real file behind setup's link; the engine loads it by this fixed name.
+  install -m 0644 "$ORT_REAL" "$DATA_DIR/onnxruntime/libonnxruntime.so"
+  gpu_note="GPU runtime: not installed (scripts/setup.sh --gpu, then install again)"
+fi
 if [ -f "$PACKAGE/manifest.json" ]; then
   rm -rf "$DATA_DIR/models/ip_lap"
   mkdir -p "$DATA_DIR/models"
@@ -100,6 +115,7 @@ echo "  plugin: $PLUGIN_DIR/libgstiplap.so"
 echo "  CLI:    $BIN_DIR/iplap"
 echo "  data:   $DATA_DIR (face models, ONNX Runtime)"
 echo "  $package_note"
+echo "  $gpu_note"
 if [ "$MODE" = "prefix" ]; then
   echo "GStreamer looks in this plugin folder only when told to:"
   echo "  export GST_PLUGIN_PATH=$PLUGIN_DIR"

@@ -134,3 +134,26 @@ fn the_engine_cache_defaults_to_the_user_cache_folder() {
     };
     assert_eq!(set.engine_cache_dir(), std::path::Path::new("/tmp/engines"));
 }
+
+#[test]
+fn tensorrt_profiles_cover_one_to_twenty_five_references() {
+    use iplap::graph::onnx::{Dim, TensorSpec};
+    let fixed = TensorSpec::f32("audio", &[1, 1, 80, 16]);
+    assert_eq!(
+        providers::profile_shapes(std::slice::from_ref(&fixed)),
+        None
+    );
+    let batched = TensorSpec {
+        shape: vec![
+            Dim::from("n_ref"),
+            Dim::Fixed(256),
+            Dim::Fixed(64),
+            Dim::Fixed(64),
+        ],
+        ..TensorSpec::f32("h2", &[1])
+    };
+    let [min, opt, max] = providers::profile_shapes(&[fixed, batched]).unwrap();
+    assert_eq!(min, "h2:1x256x64x64");
+    assert_eq!(opt, "h2:25x256x64x64");
+    assert_eq!(max, opt);
+}

@@ -110,6 +110,19 @@ fn an_installed_prefix_works_without_the_checkout() {
     let plugins = prefix.join("lib/gstreamer-1.0");
     let gst_env = [("GST_PLUGIN_PATH", plugins.as_path())];
 
+    // The installed CLI loads the installed ONNX Runtime: the GPU build (with its provider
+    // libraries and CUDA wheels beside it) when setup installed the GPU runtime.
+    let out = run(&prefix.join("bin/iplap"), &["devices"], &home, &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let ort_line = t.lines().next().unwrap_or_default();
+    assert!(
+        ort_line.contains(data.join("onnxruntime").to_str().unwrap()),
+        "{t}"
+    );
+    let gpu_runtime = Path::new(CHECKOUT).join(".venv/gpu/.installed").is_file();
+    assert_eq!(ort_line.contains("(GPU build)"), gpu_runtime, "{t}");
+
     let out = run(
         Path::new("gst-inspect-1.0"),
         &["iplaplandmarks"],

@@ -10,6 +10,7 @@ use ort::session::builder::SessionBuilder;
 use super::device::{Device, DeviceConfig, Precision};
 use super::engine_cache::EngineCacheEntry;
 use super::nvidia;
+use crate::graph::onnx::{Dim, TensorSpec};
 
 /// `auto`'s choice and what it skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,6 +183,7 @@ pub(crate) fn register(
     builder: SessionBuilder,
     config: &DeviceConfig,
     cache: Option<&EngineCacheEntry>,
+    inputs: &[TensorSpec],
 ) -> Result<SessionBuilder, String> {
     let id = config.device_id;
     let cuda = || {
@@ -218,6 +220,12 @@ pub(crate) fn register(
                     .with_engine_cache_path(&dir)
                     .with_timing_cache_path(&dir);
             }
+            if let Some([min, opt, max]) = profile_shapes(inputs) {
+                trt = trt
+                    .with_profile_min_shapes(min)
+                    .with_profile_opt_shapes(opt)
+                    .with_profile_max_shapes(max);
+            }
             // CUDA takes whatever TensorRT does not.
             builder.with_execution_providers([trt.build().error_on_failure(), cuda()])
         }
@@ -230,6 +238,18 @@ pub(crate) fn register(
                     format!("{}.nv_runtime_cache_path", ep::NVRTX::NAME),
                     entry.dir.display().to_string(),
                 ));
+            }
+            if let Some(shapes) = profile_shapes(inputs) {
+                for (key, value) in [
+                    "nv_profile_min_shapes",
+                    "nv_profile_opt_shapes",
+                    "nv_profile_max_shapes",
+                ]
+                .into_iter()
+                .zip(shapes)
+                {
+                    options.push((format!("{}.{key}", ep::NVRTX::NAME), value));
+                }
             }
             let devices: Vec<_> = env
                 .devices()
@@ -258,4 +278,39 @@ fn register_tensorrt_rtx_library(env: &ort::environment::Environment) -> Result<
                 .map_err(|e| format!("registering {}: {e}", lib.display()))
         })
         .clone()
+}
+
+/// The largest batch a symbolic dimension takes (the official 25 image references; the landmark
+/// encoders batch at most 15). One TensorRT engine per stage covers 1 to this.
+pub const MAX_PROFILE_BATCH: usize = crate::engine::bank::IMAGE_REFERENCES;
+
+/// TensorRT optimisation-profile shapes (`name:d0xd1x…`, comma-separated: min, opt, max) for the
+/// inputs with symbolic dimensions: 1 to [`MAX_PROFILE_BATCH`], tuned for the largest. `None`
+/// when every input is fixed (TensorRT then needs no profile).
+pub fn profile_shapes(inputs: &[TensorSpec]) -> Option<[String; 3]> {
+    let symbolic: Vec<&TensorSpec> = inputs
+        .iter()
+        .filter(|t| t.shape.iter().any(|d| matches!(d, Dim::Symbolic(_))))
+        .collect();
+    if symbolic.is_empty() {
+        return None;
+    }
+    let with = |batch: usize| {
+        symbolic
+            .iter()
+            .map(|t| {
+                let dims: Vec<String> = t
+                    .shape
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => n.to_string(),
+                        Dim::Symbolic(_) => batch.to_string(),
+                    })
+                    .collect();
+                format!("{}:{}", t.name, dims.join("x"))
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Some([with(1), with(MAX_PROFILE_BATCH), with(MAX_PROFILE_BATCH)])
 }

@@ -102,6 +102,7 @@ enum Source<'a> {
 fn commit(
     env: &ort::environment::Environment,
     source: &Source<'_>,
+    inputs: &[TensorSpec],
     config: &SessionConfig,
     device: &DeviceConfig,
     cache: Option<&EngineCacheEntry>,
@@ -121,7 +122,7 @@ fn commit(
             .with_intra_op_spinning(false)
             .map_err(|x| x.to_string())?;
     }
-    builder = super::providers::register(builder, device, cache)?;
+    builder = super::providers::register(builder, device, cache, inputs)?;
     // iplap's own operators (the Winograd convolution of the renderer's flow head). ONNX
     // Runtime records a custom domain in a process-wide table with a check-then-insert that
     // fails when two sessions register it at the same time ("the domain is already exist"),
@@ -265,7 +266,7 @@ impl ModelSession {
         };
         let mut cache = engine_cache_entry(label, &source, inputs, &device).map_err(err)?;
         let started = std::time::Instant::now();
-        let mut session = commit(env, &source, config, &device, cache.as_ref());
+        let mut session = commit(env, &source, inputs, config, &device, cache.as_ref());
         if let (Err(e), Some(entry)) = (&session, cache.as_mut())
             && entry.state == EntryState::Load
         {
@@ -277,7 +278,7 @@ impl ModelSession {
             entry
                 .discard(&cache_key(label, &source, inputs, &device).map_err(err)?)
                 .map_err(|e| err(e.to_string()))?;
-            session = commit(env, &source, config, &device, Some(entry));
+            session = commit(env, &source, inputs, config, &device, Some(entry));
         }
         let session = session.map_err(err)?;
         if let Some(entry) = &cache
