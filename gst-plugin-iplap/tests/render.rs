@@ -568,3 +568,40 @@ fn properties_have_documented_ranges_and_defaults() {
         assert!(caps.to_string().contains(format), "{caps}");
     }
 }
+
+/// `device=auto` (the default) on a machine without a usable GPU starts on the CPU; it warns
+/// once, and only where a GPU was plausibly expected (the GPU runtime or a driver is present).
+#[test]
+fn auto_device_starts_on_the_cpu_with_at_most_one_warning() {
+    init();
+    if iplap::runtime::nvidia::driver().is_ok() {
+        eprintln!("SKIP: this machine has an NVIDIA driver");
+        return;
+    }
+    let el = gst::ElementFactory::make("iplaprender")
+        .property("models", package().to_str().unwrap())
+        .build()
+        .unwrap();
+    let pipeline = gst::Pipeline::new();
+    pipeline.add(&el).unwrap();
+    pipeline.set_state(gst::State::Ready).unwrap();
+    pipeline.set_state(gst::State::Paused).ok();
+    let bus = pipeline.bus().unwrap();
+    let warnings: Vec<String> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            _ => None,
+        })
+        .collect();
+    pipeline.set_state(gst::State::Null).unwrap();
+    let gpu_runtime = iplap::runtime::providers::gpu_runtime_installed();
+    assert_eq!(warnings.len(), usize::from(gpu_runtime), "{warnings:?}");
+    if gpu_runtime {
+        assert!(
+            warnings[0].contains("device=auto fell back to the CPU")
+                && warnings[0].contains("no NVIDIA driver"),
+            "{warnings:?}"
+        );
+    }
+}
