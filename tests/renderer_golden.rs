@@ -438,6 +438,49 @@ fn gpu_target_graphs_match_goldens_on_the_cpu() {
     let _ = std::fs::remove_dir_all(&pkg_dir);
 }
 
+/// What fp16 weights cost, measured without a GPU: the GPU graphs built from weights rounded to
+/// half precision, run in fp32 on the CPU, against the fp32 golden (N = 25). fp16 activations
+/// (TensorRT's fp16 mode) add their own error, measured by the GPU check.
+#[test]
+fn half_precision_weights_keep_the_face_above_40_db() {
+    use iplap::graph::target::GraphTarget;
+    use iplap::graph::weights::HalfRounded;
+
+    let dir = iplap::require_shared!("golden/public/models/renderer");
+    iplap::runtime::init().expect("ONNX Runtime (run scripts/setup.sh)");
+    let config = RenderConfig {
+        graph: RendererGraphOptions {
+            intermediates: false,
+            target: GraphTarget::Gpu,
+        },
+        ..config(false)
+    };
+    let weights = FormulaWeights::new();
+    let mut e = RenderEngine::from_weights(&HalfRounded(&weights), config).unwrap();
+    let x = inputs(&dir);
+    e.set_reference_bank(x.refs.view(), x.ref_sketches.view())
+        .unwrap();
+    let out = e
+        .render(&RenderInput {
+            face: x.face.view(),
+            target_sketches: x.target.view(),
+            audio: x.audio.view(),
+        })
+        .unwrap();
+    let golden = load4(&dir, "outputs/generated_face.npy");
+    let mse = out
+        .generated_face
+        .iter()
+        .zip(golden.iter())
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum::<f64>()
+        / golden.len() as f64;
+    // generated_face is a sigmoid output: peak 1.
+    let psnr = 10.0 * (1.0 / mse.max(1e-20)).log10();
+    eprintln!("generated_face with fp16-rounded weights: PSNR {psnr:.1} dB vs the fp32 golden");
+    assert!(psnr >= 40.0, "PSNR {psnr:.1} dB < 40 dB");
+}
+
 /// Formula weights that also list the Renderer's `state_dict` keys (from the shared manifest), so
 /// that unread keys can be reported.
 struct KeyedFormula(FormulaWeights, Vec<String>);

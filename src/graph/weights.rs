@@ -134,6 +134,24 @@ impl WeightSource for RecordingSource<'_> {
     }
 }
 
+/// A [`WeightSource`] whose every tensor is rounded to IEEE half precision (and widened back):
+/// the weights an fp16 GPU graph or TensorRT's fp16 mode computes with. Used to measure what
+/// half-precision weights cost on the CPU, without a GPU.
+pub struct HalfRounded<'a>(pub &'a dyn WeightSource);
+
+impl WeightSource for HalfRounded<'_> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<Cow<'_, [f32]>, GraphError> {
+        let t = self.0.tensor(name, shape)?;
+        Ok(Cow::Owned(
+            t.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect(),
+        ))
+    }
+
+    fn keys(&self) -> Option<Vec<String>> {
+        self.0.keys()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
