@@ -538,7 +538,7 @@ fn readme_convert_eval_and_bench_commands() {
     }
 
     assert!(
-        out.contains("renderer, 25 references, 2 thread(s), median of"),
+        out.contains("renderer on cpu, 25 references, 2 thread(s), median of"),
         "{out}"
     );
     assert!(out.contains("per frame"), "{out}");
