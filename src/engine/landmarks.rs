@@ -49,12 +49,20 @@ pub enum BankMode {
     Enrol { duration_ns: u64 },
 }
 
+/// A package error names the package itself ("model package X: …"); others get that context.
+fn package_error_text(e: &GraphError) -> String {
+    match e {
+        GraphError::Package { .. } => e.to_string(),
+        _ => format!("model package: {e}"),
+    }
+}
+
 /// Errors of the landmark engine. Unusable face geometry is not an error (the frame is NoFace).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("landmark generator: {0}")]
     Session(#[from] SessionError),
-    #[error("model package: {0}")]
+    #[error("{}", package_error_text(.0))]
     Package(#[from] GraphError),
     #[error("reference bank: {0}")]
     Bank(#[from] BankError),
@@ -471,4 +479,25 @@ impl LandmarkEngine {
 /// Nanosecond timestamps as i64 (saturating: 292 years of running time fit).
 fn to_i64(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_errors_name_the_package_once() {
+        let e = EngineError::from(GraphError::Package {
+            path: "/x/pkg".into(),
+            message: "folder does not exist".into(),
+        });
+        let text = e.to_string();
+        assert!(
+            text.starts_with("model package /x/pkg: folder does not exist"),
+            "{text}"
+        );
+        assert_eq!(text.matches("model package").count(), 1, "{text}");
+        let e = EngineError::from(GraphError::invalid("bad graph"));
+        assert!(e.to_string().starts_with("model package: "), "{e}");
+    }
 }
