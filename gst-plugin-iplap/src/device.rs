@@ -146,6 +146,40 @@ impl DeviceSettings {
         }
     }
 
+    /// Resolves the device ([`Self::resolve`]) and runs `load` on it. With `device=auto`, a GPU
+    /// that passed the checks but fails to build the sessions (a driver or library problem the
+    /// probes cannot see) is not fatal: a warning says so, and `load` runs again on the CPU (an
+    /// error that is not the GPU's then comes back from the CPU run).
+    pub fn load<T>(
+        &self,
+        element: &gst::Element,
+        cat: gst::DebugCategory,
+        load: impl Fn(DeviceConfig) -> Result<T, gst::ErrorMessage>,
+    ) -> Result<T, gst::ErrorMessage> {
+        let device = self.resolve(element, cat)?;
+        let gpu = device.device.is_gpu();
+        let device_name = device.to_string();
+        match load(device) {
+            Err(e) if gpu && self.device == Device::Auto => {
+                let text = format!(
+                    "device=auto: starting on {device_name} failed; trying the CPU \
+                     (GST_DEBUG={}:2 shows why)",
+                    cat.name()
+                );
+                gst::warning!(cat, obj = element, "{text}: {e:?}");
+                element
+                    .post_message(
+                        gst::message::Warning::builder(gst::LibraryError::Settings, &text)
+                            .src(element)
+                            .build(),
+                    )
+                    .ok();
+                load(DeviceConfig::cpu())
+            }
+            other => other,
+        }
+    }
+
     /// Resolves `auto` (once, at start) and logs the choice on `element`: info normally, a
     /// warning message when a GPU runtime or driver is present but unusable. An explicit device
     /// that cannot run is an error naming the missing piece.

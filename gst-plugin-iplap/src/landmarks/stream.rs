@@ -16,7 +16,7 @@ use iplap::engine::landmarks::{BankMode, FrameStatus, LandmarkEngine};
 use iplap::face::tracker::{FaceTracker, Mode};
 use iplap::graph::package::ModelPackage;
 use iplap::image::{ChannelOrder, ImageRef};
-use iplap::runtime::SessionConfig;
+use iplap::runtime::{DeviceConfig, SessionConfig};
 
 use super::imp::{CAT, IplapLandmarks};
 use super::reference::build_from_file;
@@ -143,11 +143,23 @@ impl State {
             *CAT,
         )?;
         crate::data::init_runtime(element, *CAT)?;
-        let device = settings
+        settings
             .device
-            .resolve(imp.obj().upcast_ref::<gst::Element>(), *CAT)?;
+            .load(imp.obj().upcast_ref::<gst::Element>(), *CAT, |device| {
+                Self::load_on(imp, settings, &models, &face_models, device)
+            })
+    }
+
+    /// [`Self::load`] on a resolved device.
+    fn load_on(
+        imp: &IplapLandmarks,
+        settings: &Settings,
+        models: &std::path::Path,
+        face_models: &std::path::Path,
+        device: DeviceConfig,
+    ) -> Result<State, gst::ErrorMessage> {
         let t0 = Instant::now();
-        let package = ModelPackage::open(&models).map_err(|e| {
+        let package = ModelPackage::open(models).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::NotFound,
                 ("cannot open the model package (`models` property): {e}")
@@ -165,7 +177,7 @@ impl State {
                 ("cannot load the face models (`face-models` property): {e}")
             )
         };
-        let tracker = FaceTracker::load(&face_models, mode, &config).map_err(tracker_err)?;
+        let tracker = FaceTracker::load(face_models, mode, &config).map_err(tracker_err)?;
         let bank_mode = if let Some(path) = &settings.reference_bank {
             if settings.reference_location.is_some() {
                 gst::warning!(
@@ -184,7 +196,7 @@ impl State {
         } else if let Some(path) = &settings.reference_location {
             // The bank `iplap sync` builds from this file: its 25 fps frames, tracked in static
             // mode as the official script does, whatever the element's `tracking`.
-            let scan = TemplateScan::load(&face_models, &config).map_err(tracker_err)?;
+            let scan = TemplateScan::load(face_models, &config).map_err(tracker_err)?;
             let built = build_from_file(path, scan).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::OpenRead,

@@ -161,7 +161,6 @@ impl IplapRender {
             *CAT,
         )?;
         crate::data::init_runtime(self.obj().upcast_ref(), *CAT)?;
-        let device = settings.device.resolve(self.obj().upcast_ref(), *CAT)?;
         if !models.is_dir() {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
@@ -173,9 +172,23 @@ impl IplapRender {
                 )
             ));
         }
+        settings
+            .device
+            .load(self.obj().upcast_ref(), *CAT, |device| {
+                self.load_on(settings, &models, device)
+            })
+    }
+
+    /// [`Self::load`] on a resolved device.
+    fn load_on(
+        &self,
+        settings: &Settings,
+        models: &std::path::Path,
+        device: DeviceConfig,
+    ) -> Result<FrameRenderer, gst::ErrorMessage> {
         let text = format!("Loading the renderer from {}", models.display());
         self.post_progress(gst::ProgressType::Start, &text);
-        match FrameRenderer::from_package(&models, settings.renderer_settings(device.clone())) {
+        match FrameRenderer::from_package(models, settings.renderer_settings(device.clone())) {
             Ok(renderer) => {
                 self.post_progress(gst::ProgressType::Complete, &text);
                 gst::info!(
