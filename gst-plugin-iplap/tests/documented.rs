@@ -11,7 +11,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -140,7 +140,6 @@ impl Scratch {
 
     /// Runs `program args` here with `env`; panics with its output on failure or after `limit`.
     fn run(&self, program: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> String {
-        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(self.path())
@@ -149,41 +148,12 @@ impl Scratch {
                 Path::new(CHECKOUT).join("target/release"),
             )
             .env_remove("IPLAP_MODELS")
-            .env_remove("GST_PLUGIN_FEATURE_RANK")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own process group, so that a timeout kills gst-launch and all it started.
-            .process_group(0);
+            .env_remove("GST_PLUGIN_FEATURE_RANK");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let pid = child.id() as i32;
-        let done = Arc::new(Mutex::new(false));
-        let watchdog = {
-            let done = done.clone();
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                while start.elapsed() < limit {
-                    std::thread::sleep(Duration::from_millis(200));
-                    if *done.lock().unwrap() {
-                        return false;
-                    }
-                }
-                // SAFETY: kill() on our own child's process group.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-                true
-            })
-        };
-        let out = child.wait_with_output().unwrap();
-        *done.lock().unwrap() = true;
-        let timed_out = watchdog.join().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Its own process group, so that a timeout kills gst-launch and all it started.
+        let (out, text, timed_out) = common::output_within(&mut cmd, limit);
         let tail: String = text
             .lines()
             .rev()

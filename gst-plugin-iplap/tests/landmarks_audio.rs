@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -23,43 +23,13 @@ fn package() -> &'static Path {
 /// Runs `gst-launch-1.0 description` (plugin from the build folder), killed after `limit`.
 /// Returns (exit success, timed out, output).
 fn gst_launch(description: &str, limit: Duration) -> (bool, bool, String) {
-    use std::os::unix::process::CommandExt;
     let args: Vec<&str> = description.split_whitespace().collect();
-    let child = Command::new("gst-launch-1.0")
-        .args(&args)
-        .env(
-            "GST_PLUGIN_PATH",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release"),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    let done = Arc::new(Mutex::new(false));
-    let d = done.clone();
-    let watchdog = std::thread::spawn(move || {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            std::thread::sleep(Duration::from_millis(100));
-            if *d.lock().unwrap() {
-                return false;
-            }
-        }
-        // SAFETY: our own child's process group.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        true
-    });
-    let out = child.wait_with_output().unwrap();
-    *done.lock().unwrap() = true;
-    let timed_out = watchdog.join().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args(&args).env(
+        "GST_PLUGIN_PATH",
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release"),
     );
+    let (out, text, timed_out) = common::output_within(&mut cmd, limit);
     (out.status.success(), timed_out, text)
 }
 

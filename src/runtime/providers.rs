@@ -298,17 +298,7 @@ pub fn profile_shapes(inputs: &[TensorSpec]) -> Option<[String; 3]> {
     let with = |batch: usize| {
         symbolic
             .iter()
-            .map(|t| {
-                let dims: Vec<String> = t
-                    .shape
-                    .iter()
-                    .map(|d| match d {
-                        Dim::Fixed(n) => n.to_string(),
-                        Dim::Symbolic(_) => batch.to_string(),
-                    })
-                    .collect();
-                format!("{}:{}", t.name, dims.join("x"))
-            })
+            .map(|t| t.shape_text(|_| batch.to_string()))
             .collect::<Vec<_>>()
             .join(",")
     };

@@ -169,20 +169,7 @@ fn cache_key(
         .and_then(|s| s.to_str())
         .unwrap_or(label)
         .to_owned();
-    let input_shapes = inputs
-        .iter()
-        .map(|t| {
-            let dims: Vec<String> = t
-                .shape
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => n.to_string(),
-                    Dim::Symbolic(name) => name.clone(),
-                })
-                .collect();
-            format!("{}:{}", t.name, dims.join("x"))
-        })
-        .collect();
+    let input_shapes = inputs.iter().map(|t| t.shape_text(str::to_owned)).collect();
     Ok(EngineKey {
         stage,
         onnx_sha256,

@@ -116,3 +116,46 @@ pub fn file_uri(path: &Path) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Runs `cmd` in its own process group with piped output, killing the whole group after
+/// `limit` (a hang becomes a failure, and nothing it started outlives the test). Returns the
+/// output, text (stdout then stderr) and whether it was killed.
+pub fn output_within(
+    cmd: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> (std::process::Output, String, bool) {
+    use std::os::unix::process::CommandExt;
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let done = Arc::new(std::sync::Mutex::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < limit {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if *done.lock().unwrap() {
+                    return false;
+                }
+            }
+            // SAFETY: kill() on our own child's process group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            true
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    *done.lock().unwrap() = true;
+    let timed_out = watchdog.join().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text, timed_out)
+}

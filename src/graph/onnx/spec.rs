@@ -68,6 +68,20 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// `name:d0xd1x…`, each symbolic dimension written by `symbolic` (TensorRT's profile-shape
+    /// syntax; also the engine cache key's).
+    pub fn shape_text(&self, symbolic: impl Fn(&str) -> String) -> String {
+        let dims: Vec<String> = self
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => n.to_string(),
+                Dim::Symbolic(name) => symbolic(name),
+            })
+            .collect();
+        format!("{}:{}", self.name, dims.join("x"))
+    }
+
     /// A float32 spec with fixed dims.
     pub fn f32(name: &str, shape: &[usize]) -> Self {
         TensorSpec {
