@@ -41,6 +41,24 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
     found
 }
 
+/// The checkout's converted face models (`scripts/setup.sh` makes them), or `None` after a loud
+/// message; panics instead under `IPLAP_REQUIRE_SHARED=1`.
+pub fn face_models_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/generated/face");
+    if crate::data_files::DataFile::FaceModels.is_present(&dir) {
+        return Some(dir);
+    }
+    let msg = format!(
+        "converted face models not found in {} (run scripts/setup.sh)",
+        dir.display()
+    );
+    if std::env::var(REQUIRE_ENV).as_deref() == Ok("1") {
+        panic!("{msg}; {REQUIRE_ENV}=1 forbids skipping");
+    }
+    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
+    None
+}
+
 /// `let path = require_shared!("golden/public/audio");` — returns from the test when missing.
 #[macro_export]
 macro_rules! require_shared {

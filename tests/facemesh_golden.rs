@@ -17,21 +17,7 @@ use ndarray::{Array2, Array3, Array4};
 use ndarray_npy::read_npy;
 
 fn model_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/generated/face");
-    if dir.join("face_landmark_with_attention.onnx").is_file()
-        && dir.join("face_detection_short_range.onnx").is_file()
-    {
-        return Some(dir);
-    }
-    let msg = format!(
-        "converted face models not found in {} (run prepare_face_models)",
-        dir.display()
-    );
-    if std::env::var("IPLAP_REQUIRE_SHARED").as_deref() == Ok("1") {
-        panic!("{msg}; IPLAP_REQUIRE_SHARED=1 forbids skipping");
-    }
-    eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
-    None
+    iplap::testdata::face_models_dir()
 }
 
 fn tracker(mode: Mode) -> Option<FaceTracker> {
