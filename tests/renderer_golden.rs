@@ -83,6 +83,18 @@ fn inputs(dir: &Path) -> Inputs {
     }
 }
 
+/// The golden frame with all 25 references.
+fn render_n25(e: &mut RenderEngine, x: &Inputs) -> RenderOutput {
+    e.set_reference_bank(x.refs.view(), x.ref_sketches.view())
+        .unwrap();
+    e.render(&RenderInput {
+        face: x.face.view(),
+        target_sketches: x.target.view(),
+        audio: x.audio.view(),
+    })
+    .unwrap()
+}
+
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -388,16 +400,7 @@ fn gpu_target_graphs_match_goldens_on_the_cpu() {
         ..config(false)
     };
     let mut e = RenderEngine::from_package(&pkg, config.clone()).unwrap();
-    let x = inputs(&dir);
-    e.set_reference_bank(x.refs.view(), x.ref_sketches.view())
-        .unwrap();
-    let out = e
-        .render(&RenderInput {
-            face: x.face.view(),
-            target_sketches: x.target.view(),
-            audio: x.audio.view(),
-        })
-        .unwrap();
+    let out = render_n25(&mut e, &inputs(&dir));
     for (name, a, rel) in [
         (
             "generated_face (gpu graphs)",
@@ -457,16 +460,7 @@ fn half_precision_weights_keep_the_face_above_40_db() {
     };
     let weights = FormulaWeights::new();
     let mut e = RenderEngine::from_weights(&HalfRounded(&weights), config).unwrap();
-    let x = inputs(&dir);
-    e.set_reference_bank(x.refs.view(), x.ref_sketches.view())
-        .unwrap();
-    let out = e
-        .render(&RenderInput {
-            face: x.face.view(),
-            target_sketches: x.target.view(),
-            audio: x.audio.view(),
-        })
-        .unwrap();
+    let out = render_n25(&mut e, &inputs(&dir));
     let golden = load4(&dir, "outputs/generated_face.npy");
     let mse = out
         .generated_face
