@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use iplap::runtime::SessionConfig;
 use iplap::runtime::renderer::{
-    DEFAULT_CHUNK, RenderConfig, RenderEngine, RenderInput, RenderTimings,
+    DEFAULT_CHUNK, RendererConfig, RendererInput, RendererModel, RendererTimings,
 };
 use iplap::warp::{WarpChunk, warp_accumulate};
 use iplap::weights::formula::{golden_image, golden_input, golden_sketch};
@@ -124,17 +124,17 @@ fn main() {
         golden_input("audio_mels", &[1, 1, 1, 80, 16], 0.0, 4.0),
     );
 
-    let config = RenderConfig {
+    let config = RendererConfig {
         session: SessionConfig {
             intra_threads: threads,
             ..SessionConfig::default()
         },
         chunk,
-        ..RenderConfig::default()
+        ..RendererConfig::default()
     };
     let t = Instant::now();
     let mut engine =
-        match RenderEngine::from_weights(&iplap::weights::FormulaWeights::new(), config) {
+        match RendererModel::from_weights(&iplap::weights::FormulaWeights::new(), config) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("renderer bench: could not build the engine: {e}");
@@ -154,12 +154,12 @@ fn main() {
             continue;
         }
         let encode = t.elapsed();
-        let frame = RenderInput {
+        let frame = RendererInput {
             face: face.view(),
             target_sketches: target.view(),
             audio: audio.view(),
         };
-        let mut stages: Vec<RenderTimings> = Vec::new();
+        let mut stages: Vec<RendererTimings> = Vec::new();
         let mut frames = Vec::new();
         let mut cpu = Vec::new();
         for i in 0..=iters {
@@ -182,7 +182,7 @@ fn main() {
                 cpu.push(used);
             }
         }
-        let pick = |f: fn(&RenderTimings) -> Duration| median(stages.iter().map(f).collect());
+        let pick = |f: fn(&RendererTimings) -> Duration| median(stages.iter().map(f).collect());
         println!("N = {n:2}  (a) reference bank, once     {}", ms(encode));
         println!(
             "N = {n:2}  (b) flow modulation         {}",

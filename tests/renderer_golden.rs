@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use iplap::graph::renderer::RendererGraphOptions;
 use iplap::runtime::SessionConfig;
 use iplap::runtime::renderer::{
-    RenderConfig, RenderEngine, RenderError, RenderInput, RenderOutput, TranslationInput,
+    RendererConfig, RendererError, RendererInput, RendererModel, RendererOutput, TranslationInput,
 };
 use iplap::weights::FormulaWeights;
 use ndarray::{Array4, Array5, ArrayD, Axis, Ix4, s};
@@ -49,8 +49,8 @@ fn max_abs(name: &str, a: &Array4<f32>, b: &Array4<f32>) -> f32 {
     d
 }
 
-fn config(graph_intermediates: bool) -> RenderConfig {
-    RenderConfig {
+fn config(graph_intermediates: bool) -> RendererConfig {
+    RendererConfig {
         session: SessionConfig {
             intra_threads: 2,
             ..SessionConfig::default()
@@ -60,7 +60,7 @@ fn config(graph_intermediates: bool) -> RenderConfig {
             intermediates: graph_intermediates,
             ..Default::default()
         },
-        ..RenderConfig::default()
+        ..RendererConfig::default()
     }
 }
 
@@ -84,10 +84,10 @@ fn inputs(dir: &Path) -> Inputs {
 }
 
 /// The golden frame with all 25 references.
-fn render_n25(e: &mut RenderEngine, x: &Inputs) -> RenderOutput {
+fn render_n25(e: &mut RendererModel, x: &Inputs) -> RendererOutput {
     e.set_reference_bank(x.refs.view(), x.ref_sketches.view())
         .unwrap();
-    e.render(&RenderInput {
+    e.render(&RendererInput {
         face: x.face.view(),
         target_sketches: x.target.view(),
         audio: x.audio.view(),
@@ -103,14 +103,14 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 /// The N = 25 frame, rendered once per test binary (engine built with intermediates).
-fn full() -> Option<&'static (RenderEngine, RenderOutput)> {
-    static RESULT: OnceLock<(RenderEngine, RenderOutput)> = OnceLock::new();
+fn full() -> Option<&'static (RendererModel, RendererOutput)> {
+    static RESULT: OnceLock<(RendererModel, RendererOutput)> = OnceLock::new();
     let dir = dir()?;
     Some(RESULT.get_or_init(|| {
         iplap::runtime::init().expect("ONNX Runtime (run scripts/setup.sh)");
         let x = inputs(&dir);
         let t = std::time::Instant::now();
-        let mut engine = RenderEngine::from_weights(&FormulaWeights::new(), config(true)).unwrap();
+        let mut engine = RendererModel::from_weights(&FormulaWeights::new(), config(true)).unwrap();
         eprintln!("graphs + sessions: {:?}", t.elapsed());
         let t = std::time::Instant::now();
         engine
@@ -118,7 +118,7 @@ fn full() -> Option<&'static (RenderEngine, RenderOutput)> {
             .unwrap();
         eprintln!("reference bank (N = 25): {:?}", t.elapsed());
         let out = engine
-            .render(&RenderInput {
+            .render(&RendererInput {
                 face: x.face.view(),
                 target_sketches: x.target.view(),
                 audio: x.audio.view(),
@@ -202,7 +202,7 @@ fn single_stages_match_goldens_on_golden_inputs() {
     let Some((engine, _)) = full() else { return };
     let x = inputs(&dir);
     // A second engine shares nothing mutable with the cached one; stage runs here are cheap (N = 1).
-    let mut e = RenderEngine::from_weights(&FormulaWeights::new(), config(true)).unwrap();
+    let mut e = RendererModel::from_weights(&FormulaWeights::new(), config(true)).unwrap();
 
     // translation_input built by the engine equals the golden one.
     let ti = iplap::runtime::renderer::translation_input(x.face.view(), x.target.view()).unwrap();
@@ -264,29 +264,29 @@ fn n_is_a_run_time_parameter_and_bad_input_is_an_error() {
     let dir = iplap::require_shared!("golden/public/models/renderer");
     iplap::runtime::init().expect("ONNX Runtime (run scripts/setup.sh)");
     let x = inputs(&dir);
-    let cfg = RenderConfig {
+    let cfg = RendererConfig {
         chunk: 2, // 3 references: chunks of 2 and 1
         ..config(false)
     };
-    let mut e = RenderEngine::from_weights(&FormulaWeights::new(), cfg).unwrap();
-    let frame = RenderInput {
+    let mut e = RendererModel::from_weights(&FormulaWeights::new(), cfg).unwrap();
+    let frame = RendererInput {
         face: x.face.view(),
         target_sketches: x.target.view(),
         audio: x.audio.view(),
     };
     assert!(matches!(
         e.render(&frame),
-        Err(RenderError::NoReferenceBank)
+        Err(RendererError::NoReferenceBank)
     ));
     let empty = x.refs.slice(s![0..0, .., .., ..]);
     assert!(matches!(
         e.set_reference_bank(empty, empty),
-        Err(RenderError::EmptyBank)
+        Err(RendererError::EmptyBank)
     ));
     let bad = x.refs.slice(s![0..3, .., 0..64, ..]);
     assert!(matches!(
         e.set_reference_bank(bad, bad),
-        Err(RenderError::Shape { .. })
+        Err(RendererError::Shape { .. })
     ));
 
     e.set_reference_bank(
@@ -311,13 +311,13 @@ fn n_is_a_run_time_parameter_and_bad_input_is_an_error() {
     assert!(max_abs("flow (N = 3)", out.flow.as_ref().unwrap(), &flow3) <= TOL);
 
     let bad_audio = Array4::<f32>::zeros((1, 1, 80, 15));
-    let bad_frame = RenderInput {
+    let bad_frame = RendererInput {
         audio: bad_audio.view(),
         ..frame
     };
     assert!(matches!(
         e.render(&bad_frame),
-        Err(RenderError::Shape { name: "audio", .. })
+        Err(RendererError::Shape { name: "audio", .. })
     ));
 }
 
@@ -340,13 +340,13 @@ fn engine_loads_from_a_model_package() {
         "{unused:?}"
     );
     let pkg = ModelPackage::open(&pkg_dir).unwrap();
-    let mut e = RenderEngine::from_package(&pkg, config(false)).unwrap();
+    let mut e = RendererModel::from_package(&pkg, config(false)).unwrap();
     let x = inputs(&dir);
     let one = s![0..1, .., .., ..];
     e.set_reference_bank(x.refs.slice(one), x.ref_sketches.slice(one))
         .unwrap();
     let out = e
-        .render(&RenderInput {
+        .render(&RendererInput {
             face: x.face.view(),
             target_sketches: x.target.view(),
             audio: x.audio.view(),
@@ -395,11 +395,11 @@ fn gpu_target_graphs_match_goldens_on_the_cpu() {
     );
 
     let pkg = ModelPackage::open(&pkg_dir).unwrap();
-    let config = RenderConfig {
+    let config = RendererConfig {
         target: Some(GraphTarget::Gpu),
         ..config(false)
     };
-    let mut e = RenderEngine::from_package(&pkg, config.clone()).unwrap();
+    let mut e = RendererModel::from_package(&pkg, config.clone()).unwrap();
     let out = render_n25(&mut e, &inputs(&dir));
     for (name, a, rel) in [
         (
@@ -431,13 +431,13 @@ fn gpu_target_graphs_match_goldens_on_the_cpu() {
     )
     .unwrap();
     let pkg = ModelPackage::open(&pkg_dir).unwrap();
-    let Err(err) = RenderEngine::from_package(&pkg, config) else {
+    let Err(err) = RendererModel::from_package(&pkg, config) else {
         panic!("a package without GPU graphs was accepted for the GPU target");
     };
     let err = err.to_string();
     assert!(err.contains("has no GPU graphs"), "{err}");
     assert!(err.contains("iplap convert"), "{err}");
-    assert!(RenderEngine::from_package(&pkg, RenderConfig::default()).is_ok());
+    assert!(RendererModel::from_package(&pkg, RendererConfig::default()).is_ok());
     let _ = std::fs::remove_dir_all(&pkg_dir);
 }
 
@@ -451,7 +451,7 @@ fn half_precision_weights_keep_the_face_above_40_db() {
 
     let dir = iplap::require_shared!("golden/public/models/renderer");
     iplap::runtime::init().expect("ONNX Runtime (run scripts/setup.sh)");
-    let config = RenderConfig {
+    let config = RendererConfig {
         graph: RendererGraphOptions {
             intermediates: false,
             target: GraphTarget::Gpu,
@@ -459,7 +459,7 @@ fn half_precision_weights_keep_the_face_above_40_db() {
         ..config(false)
     };
     let weights = FormulaWeights::new();
-    let mut e = RenderEngine::from_weights(&HalfRounded(&weights), config).unwrap();
+    let mut e = RendererModel::from_weights(&HalfRounded(&weights), config).unwrap();
     let out = render_n25(&mut e, &inputs(&dir));
     let golden = load4(&dir, "outputs/generated_face.npy");
     let mse = out

@@ -4,7 +4,7 @@
 //!
 //! Cheap on purpose (2 cores, ~2 s per rendered frame at `--references 5`): a 6-frame cut of
 //! `129.mp4` and well under a second of speech. The expected frames come from the engine alone
-//! (`LandmarkEngine` + `FrameRenderer`, no GStreamer pipeline), fed the same decoded pixels and
+//! (`LandmarkEngine` + `FrameCompositor`, no GStreamer pipeline), fed the same decoded pixels and
 //! samples in the order the timeline prescribes; the command's frames, dumped before H.264 by the
 //! hidden `--dump-frames`, must equal them exactly.
 
@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use gst::prelude::*;
 use gstiplap::decode::{RgbFrame, VideoDecoder};
+use iplap::engine::compose::{CompositorSettings, FrameCompositor, FrameInput, MeshPoints};
 use iplap::engine::landmarks::{BankMode, FrameStatus, LandmarkEngine, SyncedFace};
-use iplap::engine::render::{FrameInput, FrameRenderer, FrameRendererSettings, MeshPoints};
 use iplap::face::tracker::{FaceTracker, Mode};
 use iplap::graph::package::ModelPackage;
 use iplap::image::{ChannelOrder, Image, ImageMut, ImageRef, Resizer};
@@ -77,7 +77,7 @@ fn decode_16k(path: &Path) -> Vec<f32> {
 }
 
 /// The output the engine computes directly: the timeline of spec §1.6 over the 25 fps template,
-/// the bank over all its frames, one `LandmarkEngine` window and one `FrameRenderer` call per
+/// the bank over all its frames, one `LandmarkEngine` window and one `FrameCompositor` call per
 /// rendered frame, frames 0 and 1 copies of frame 2. Returns `(plan, frames)`, RGB `h x w x 3`.
 fn expected_output(face: &Path, samples: &[f32]) -> (Plan, Vec<Array3<u8>>) {
     let config = SessionConfig {
@@ -141,9 +141,9 @@ fn expected_output(face: &Path, samples: &[f32]) -> (Plan, Vec<Array3<u8>>) {
     }
     assert_eq!(windows.len(), plan.fed_frames());
 
-    let mut renderer = FrameRenderer::from_package(
+    let mut renderer = FrameCompositor::from_package(
         package.dir(),
-        FrameRendererSettings {
+        CompositorSettings {
             references: REFERENCES,
             blend: true,
             show_sketch: false,

@@ -29,6 +29,7 @@ const TESTED: &[&str] = &[
     "webcam",
     "obs",
     "devices",
+    "gpu-check",
 ];
 
 const CHECKOUT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -508,7 +509,7 @@ fn readme_convert_eval_and_bench_commands() {
     }
 
     assert!(
-        out.contains("renderer on cpu, 25 references, 2 thread(s), median of"),
+        out.contains("renderer on cpu (fp32), 25 references, 2 thread(s), median of"),
         "{out}"
     );
     assert!(out.contains("per frame"), "{out}");
@@ -530,4 +531,56 @@ fn readme_devices_command() {
         );
     }
     assert!(out.contains("\nauto: "), "{out}");
+}
+
+/// The GPU check's two commands as written, with the device swapped for the CPU (no GPU here):
+/// `prepare.sh` packs what a GPU machine receives, which must leave room for the working tree in
+/// the 64 MiB such a machine takes, and `gpu-check.sh --device cpu` rehearses every step (the
+/// GPU graphs against the CPU graphs, the bench). Without the GPU runtime
+/// (`IPLAP_TEST_GPU_RUNTIME=0`) there is nothing to pack: skipped, loudly.
+#[test]
+fn readme_gpu_check_commands() {
+    let checkout = Path::new(CHECKOUT).canonicalize().unwrap();
+    if !checkout
+        .join(".venv/gpu/onnxruntime/capi/libonnxruntime_providers_cuda.so")
+        .is_file()
+    {
+        eprintln!("SKIP: the GPU runtime is not installed (scripts/setup.sh --gpu)");
+        return;
+    }
+    let s = Scratch::bare("gpu-check");
+    s.link("scripts", &checkout.join("scripts"));
+    s.link(".venv", &checkout.join(".venv"));
+    let mut b = block("gpu-check");
+    assert!(b.text.contains("bash scripts/gpu-check.sh\n"), "{}", b.text);
+    b.text = b.text.replace(
+        "bash scripts/gpu-check.sh\n",
+        "bash scripts/gpu-check.sh --device cpu\n",
+    );
+    let bundle = s.path().join("bundle");
+    let work = s.path().join("work");
+    let out = s.bash(
+        &b,
+        &[
+            ("IPLAP_SKIP_BUILD", "1"),
+            ("IPLAP_GPU_CHECK_DIR", bundle.to_str().unwrap()),
+            ("IPLAP_GPU_CHECK_WORK", work.to_str().unwrap()),
+        ],
+        Duration::from_secs(900),
+    );
+    let packed = std::fs::metadata(bundle.join("engine.tar.xz"))
+        .unwrap()
+        .len();
+    eprintln!("engine.tar.xz: {:.1} MiB", packed as f64 / 1048576.0);
+    assert!(
+        packed < 61 << 20,
+        "the GPU machine's bundle is {packed} bytes: no room left for the working tree"
+    );
+    for want in [
+        "renderer stages: renderer_ref_encoder, renderer_flow_modulation, renderer_flow_head_gpu",
+        "frames/s",
+        "==> done",
+    ] {
+        assert!(out.contains(want), "`{want}` missing:\n{out}");
+    }
 }

@@ -1,6 +1,6 @@
 //! `iplaprender` in a harness: pass-through without a synced face, the rendered region, caps,
 //! timestamps, renegotiation, bank changes, start-up errors, and parity with
-//! `FrameRenderer::render_frame` on the same inputs.
+//! `FrameCompositor::render_frame` on the same inputs.
 //!
 //! Model: the reference formula weights, written once per test binary as a model package. Frames
 //! and landmarks: `golden/public/facemesh/129` (60 frames, 256 x 256 RGB). Renders are expensive
@@ -16,8 +16,8 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 use gstiplap::meta::LandmarkMeta;
 use iplap::engine::bank::ReferenceBank;
+use iplap::engine::compose::{CompositorSettings, FrameCompositor};
 use iplap::engine::landmarks::{FaceInfo, FrameStatus, SyncedFace};
-use iplap::engine::render::{FrameRenderer, FrameRendererSettings};
 use iplap::face::crop_box::CropBox;
 use iplap::face::indices::PASTE_CONTOUR;
 use iplap::image::{ChannelOrder, ImageMut};
@@ -43,7 +43,7 @@ fn other_bank(g: &Golden) -> Arc<ReferenceBank> {
 
 /// The synced face of golden frame `f` (window f-2..f+2), placed at `(dx, dy)` in a
 /// `size` frame. The "predicted" content is the window frames' own CONTENT with the mouth
-/// opened a little (as in tests/engine_render/fixture.rs).
+/// opened a little (as in tests/compose/fixture.rs).
 fn synced(
     g: &Golden,
     f: usize,
@@ -163,8 +163,8 @@ fn with_status(mut buf: gst::Buffer, status: FrameStatus) -> gst::Buffer {
     buf
 }
 
-fn renderer_settings(references: usize, blend: bool) -> FrameRendererSettings {
-    FrameRendererSettings {
+fn renderer_settings(references: usize, blend: bool) -> CompositorSettings {
+    CompositorSettings {
         references,
         blend,
         show_sketch: false,
@@ -173,13 +173,13 @@ fn renderer_settings(references: usize, blend: bool) -> FrameRendererSettings {
     }
 }
 
-fn renderer(references: usize, blend: bool) -> FrameRenderer {
-    FrameRenderer::from_package(package(), renderer_settings(references, blend)).unwrap()
+fn renderer(references: usize, blend: bool) -> FrameCompositor {
+    FrameCompositor::from_package(package(), renderer_settings(references, blend)).unwrap()
 }
 
-/// What `FrameRenderer::render_frame` makes of `input` (a copy; its meta gives the face).
+/// What `FrameCompositor::render_frame` makes of `input` (a copy; its meta gives the face).
 fn expected(
-    fr: &mut FrameRenderer,
+    fr: &mut FrameCompositor,
     input: &gst::Buffer,
     info: &gst_video::VideoInfo,
     face: &SyncedFace,
@@ -190,9 +190,9 @@ fn expected(
     let order = channel_order(info.format());
     let (w, h) = (info.width() as usize, info.height() as usize);
     let mut image = ImageMut::new(frame.plane_data_mut(0).unwrap(), w, h, stride, order).unwrap();
-    let input = iplap::engine::render::FrameInput {
+    let input = iplap::engine::compose::FrameInput {
         crop_box: face.face.crop_box,
-        mesh: iplap::engine::render::MeshPoints::Normalised(&face.face.points_norm),
+        mesh: iplap::engine::compose::MeshPoints::Normalised(&face.face.points_norm),
         window_pose: face.window_pose.as_flattened().as_flattened(),
         window_crop_hw: face.window_crop_hw,
         window_content: face.window_content.as_flattened().as_flattened(),
@@ -286,11 +286,11 @@ fn unusable_geometry_passes_through_and_the_stream_goes_on() {
     }
 }
 
-/// Parity with `FrameRenderer::render_frame`, the changed pixels confined to the face box (plus,
+/// Parity with `FrameCompositor::render_frame`, the changed pixels confined to the face box (plus,
 /// with the feathered blend, the blurred mask's reach at most one level darker), and `blend` and
 /// `show-sketch` changed while playing.
 #[test]
-fn renders_like_the_frame_renderer_inside_the_face_box() {
+fn renders_like_the_frame_compositor_inside_the_face_box() {
     init();
     let Some(g) = golden() else { return };
     let info = video_info(gst_video::VideoFormat::Rgb, W, H);
@@ -338,7 +338,7 @@ fn renders_like_the_frame_renderer_inside_the_face_box() {
         let out = bytes(&pull_checked(&mut h, &input));
         assert_eq!(
             out, want,
-            "blend={blend}: element != FrameRenderer::render_frame"
+            "blend={blend}: element != FrameCompositor::render_frame"
         );
         let (mut inside, mut outside) = (0, 0);
         for y in 0..H {
@@ -381,7 +381,7 @@ fn renders_like_the_frame_renderer_inside_the_face_box() {
 }
 
 /// Two resolutions and formats (the second with padded rows), a pass-through frame in between:
-/// each output keeps size, format and timestamps and equals the frame renderer's.
+/// each output keeps size, format and timestamps and equals the frame compositor's.
 #[test]
 fn renegotiates_caps_and_keeps_layout_and_timestamps() {
     init();

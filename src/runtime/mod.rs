@@ -14,6 +14,7 @@ pub mod nvidia;
 pub mod providers;
 pub mod renderer;
 mod session;
+pub mod tensor;
 pub mod winograd_op;
 
 pub use device::{Device, DeviceConfig, MAX_DEVICE_ID, Precision};
@@ -21,7 +22,8 @@ pub use landmark_generator::{LandmarkGenerator, LandmarkInput, LandmarkModel, La
 pub use landmark_stages::StagedLandmarkGenerator;
 pub use locate::{LibrarySource, LocatedLibrary, locate_library};
 pub use providers::{DeviceError, Resolution};
-pub use session::{ModelSession, SessionConfig, SessionError};
+pub use session::{BoundInput, ModelSession, SessionConfig, SessionError};
+pub use tensor::{DeviceTensor, Placement};
 
 use std::sync::OnceLock;
 

@@ -123,6 +123,44 @@ fn probe_driver() -> Result<Driver, DriverProblem> {
     })
 }
 
+/// A CUDA stream shared by the sessions of one model, so that a frame's stages queue on one
+/// stream in order, with no device-wide synchronisation between them (ONNX Runtime's
+/// `user_compute_stream`). Created on the primary context, the one ONNX Runtime uses.
+#[derive(Clone)]
+pub struct ComputeStream(std::sync::Arc<cudarc::driver::CudaStream>);
+
+impl ComputeStream {
+    /// A new stream on GPU `ordinal`; an error (never a panic) without a driver or that GPU.
+    pub fn new(ordinal: u32) -> Result<Self, String> {
+        gpu(ordinal)?;
+        std::panic::catch_unwind(|| {
+            cudarc::driver::CudaContext::new(ordinal as usize).and_then(|ctx| ctx.new_stream())
+        })
+        .map_err(|_| "the CUDA driver panicked creating a stream".to_owned())?
+        .map(ComputeStream)
+        .map_err(|e| format!("cannot create a CUDA stream on GPU {ordinal}: {e:?}"))
+    }
+
+    /// The raw `CUstream`, for ONNX Runtime's provider options.
+    pub(crate) fn raw(&self) -> *mut () {
+        self.0.cu_stream() as *mut ()
+    }
+}
+
+impl PartialEq for ComputeStream {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ComputeStream {}
+
+impl std::fmt::Debug for ComputeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ComputeStream({:p})", self.raw())
+    }
+}
+
 /// Whether the TensorRT-RTX provider supports a GPU of this compute capability (its own rule:
 /// 8.6, 8.9 and 12.0 or newer: GeForce RTX 30/40/50, RTX PRO, L4, L40).
 pub fn tensorrt_rtx_supports(cc: (u32, u32)) -> bool {

@@ -182,17 +182,21 @@ fn cuda_usable(device_id: u32) -> Result<(), String> {
 pub(crate) fn register(
     builder: SessionBuilder,
     config: &DeviceConfig,
+    stream: Option<&nvidia::ComputeStream>,
     cache: Option<&EngineCacheEntry>,
     inputs: &[TensorSpec],
 ) -> Result<SessionBuilder, String> {
     let id = config.device_id;
     let cuda = || {
-        ep::CUDA::default()
+        let mut cuda = ep::CUDA::default()
             .with_device_id(id as i32)
             // TF32 only when asked: fp32 is the parity setting.
-            .with_tf32(config.precision == Precision::Tf32)
-            .build()
-            .error_on_failure()
+            .with_tf32(config.precision == Precision::Tf32);
+        if let Some(stream) = stream {
+            // SAFETY: the stream outlives the session, which holds a clone of it.
+            cuda = unsafe { cuda.with_compute_stream(stream.raw()) };
+        }
+        cuda.build().error_on_failure()
     };
     let result = match config.device {
         Device::Auto => return Err("device=auto must be resolved before sessions are built".into()),
@@ -213,6 +217,10 @@ pub(crate) fn register(
                 .with_device_id(id as i32)
                 .with_fp16(config.precision == Precision::Fp16)
                 .with_timing_cache(true);
+            if let Some(stream) = stream {
+                // SAFETY: as for the CUDA provider above.
+                trt = unsafe { trt.with_compute_stream(stream.raw()) };
+            }
             if let Some(entry) = cache {
                 let dir = entry.dir.display().to_string();
                 trt = trt

@@ -1,10 +1,10 @@
-//! The renderer runtime: [`RenderEngine`] runs the staged renderer of spec §7.3 (graphs in
+//! The renderer runtime: [`RendererModel`] runs the staged renderer of spec §7.3 (graphs in
 //! [`crate::graph::renderer`], warp in [`crate::warp`]) for one frame at a time.
 //!
-//! * [`RenderEngine::set_reference_bank`] runs stage (a) once and caches h1, h2 and the reference
+//! * [`RendererModel::set_reference_bank`] runs stage (a) once and caches h1, h2 and the reference
 //!   images (about 6.2 MiB per reference, spec §7.2).
-//! * [`RenderEngine::render`] runs stage (b) once, stage (c) over the references in chunks of
-//!   [`RenderConfig::chunk`] (bounding the activation memory), accumulates each chunk's warps (d)
+//! * [`RendererModel::render`] runs stage (b) once, stage (c) over the references in chunks of
+//!   [`RendererConfig::chunk`] (bounding the activation memory), accumulates each chunk's warps (d)
 //!   as soon as it is ready, then runs the translation network (e).
 //!
 //! The result equals the official `Renderer.forward` (spec §5.2) up to float32 summation order.
@@ -30,6 +30,7 @@ use crate::graph::renderer::{
 };
 use crate::graph::target::GraphTarget;
 use crate::graph::weights::WeightSource;
+use crate::runtime::{DeviceTensor, Placement};
 use crate::runtime::{SessionConfig, SessionError};
 use crate::warp::{WarpAccumulator, WarpChunk, WarpError};
 use stages::check_shape;
@@ -41,7 +42,7 @@ pub const DEFAULT_CHUNK: usize = 5;
 
 /// Errors of the renderer runtime; never a panic on bad input.
 #[derive(Debug, thiserror::Error)]
-pub enum RenderError {
+pub enum RendererError {
     /// ONNX Runtime could not load or run a stage.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -76,14 +77,14 @@ pub enum RenderError {
     /// The reference bank is empty.
     #[error("the reference bank needs at least one reference")]
     EmptyBank,
-    /// [`RenderEngine::render`] was called before [`RenderEngine::set_reference_bank`].
+    /// [`RendererModel::render`] was called before [`RendererModel::set_reference_bank`].
     #[error("no reference bank: call set_reference_bank first")]
     NoReferenceBank,
 }
 
-/// Settings of a [`RenderEngine`].
+/// Settings of a [`RendererModel`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenderConfig {
+pub struct RendererConfig {
     /// ONNX Runtime provider and intra-op threads of every stage.
     pub session: SessionConfig,
     /// References per flow-head run (≥ 1): larger batches are slightly faster, smaller ones bound the
@@ -91,19 +92,19 @@ pub struct RenderConfig {
     pub chunk: usize,
     /// Threads of the warp stage; 0 = `session.intra_threads`, or the available parallelism.
     pub warp_threads: usize,
-    /// Keep every reference's flow and weight in [`RenderOutput`] (tests, debugging).
+    /// Keep every reference's flow and weight in [`RendererOutput`] (tests, debugging).
     pub keep_flow: bool,
     /// Build the graphs with intermediate outputs and for a target (only with
-    /// [`RenderEngine::from_weights`]; a package's stages are chosen by [`Self::target`]).
+    /// [`RendererModel::from_weights`]; a package's stages are chosen by [`Self::target`]).
     pub graph: RendererGraphOptions,
     /// Which of a package's graphs to run; `None`: the device's ([`GraphTarget::for_device`]).
     /// `Some(Gpu)` on the CPU is how the GPU graphs are checked without a GPU.
     pub target: Option<GraphTarget>,
 }
 
-impl Default for RenderConfig {
+impl Default for RendererConfig {
     fn default() -> Self {
-        RenderConfig {
+        RendererConfig {
             session: SessionConfig::default(),
             chunk: DEFAULT_CHUNK,
             warp_threads: 0,
@@ -116,7 +117,7 @@ impl Default for RenderConfig {
 
 /// One frame's inputs (spec app. D, batch 1).
 #[derive(Debug, Clone, Copy)]
-pub struct RenderInput<'a> {
+pub struct RendererInput<'a> {
     /// `(1, 3, 128, 128)`: the template face crop, BGR in [0, 1], *unmasked* (the engine zeroes rows
     /// 64..127 itself).
     pub face: ArrayView4<'a, f32>,
@@ -128,7 +129,7 @@ pub struct RenderInput<'a> {
 
 /// Wall-clock time of each per-frame stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RenderTimings {
+pub struct RendererTimings {
     /// Stage (b).
     pub modulation: Duration,
     /// Stage (c), all chunks.
@@ -139,7 +140,7 @@ pub struct RenderTimings {
     pub translation: Duration,
 }
 
-impl RenderTimings {
+impl RendererTimings {
     /// Sum of the stages.
     pub fn total(&self) -> Duration {
         self.modulation + self.flow_head + self.warp + self.translation
@@ -148,7 +149,7 @@ impl RenderTimings {
 
 /// One frame's outputs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RenderOutput {
+pub struct RendererOutput {
     /// `(1, 3, 128, 128)`: the generated face, BGR in (0, 1).
     pub generated_face: Array4<f32>,
     /// `(1, 3, 128, 128)`: the weighted warped references (`ref_avg`, the official `wrapped_ref`).
@@ -157,43 +158,51 @@ pub struct RenderOutput {
     pub wrapped_h1: Array4<f32>,
     /// `(1, 256, 64, 64)`: `h2_avg`.
     pub wrapped_h2: Array4<f32>,
-    /// `(N, 2, 128, 128)` per-reference flows, with [`RenderConfig::keep_flow`].
+    /// `(N, 2, 128, 128)` per-reference flows, with [`RendererConfig::keep_flow`].
     pub flow: Option<Array4<f32>>,
-    /// `(N, 1, 128, 128)` per-reference weights, with [`RenderConfig::keep_flow`].
+    /// `(N, 1, 128, 128)` per-reference weights, with [`RendererConfig::keep_flow`].
     pub weight: Option<Array4<f32>>,
     /// Translation-network intermediates, when the graphs were built with intermediates.
     pub intermediates: Option<TranslationIntermediates>,
     /// Per-stage times.
-    pub timings: RenderTimings,
+    pub timings: RendererTimings,
 }
 
-/// The cached reference bank: features and images of N references.
-#[derive(Debug, Clone)]
-struct ReferenceBank {
+/// The cached reference bank: features and images of N references, on the host for the warp,
+/// and h2 also on the GPU per flow-head chunk when the stages run there.
+#[derive(Debug)]
+struct EncodedReferences {
     features: RefFeatures,
     ref_img: Array4<f32>,
+    /// One tensor per chunk of [`RendererConfig::chunk`] references; empty on the host.
+    resident_h2: Vec<DeviceTensor>,
 }
 
 /// The staged renderer with a cached reference bank; see the module documentation.
-pub struct RenderEngine {
-    config: RenderConfig,
+pub struct RendererModel {
+    config: RendererConfig,
     ref_encoder: RefEncoder,
     flow_modulation: FlowModulation,
     flow_head: FlowHead,
     translation: Translation,
-    bank: Option<ReferenceBank>,
+    bank: Option<EncodedReferences>,
     warp: WarpAccumulator,
+    /// The graphs' stage names (a package's stage files), in run order.
+    stages: [&'static str; 4],
 }
 
-impl RenderEngine {
+impl RendererModel {
     /// Builds the graphs from Renderer weights (keys `flow_module.*`, `translation.*`) in memory.
-    pub fn from_weights(src: &dyn WeightSource, config: RenderConfig) -> Result<Self, RenderError> {
+    pub fn from_weights(
+        src: &dyn WeightSource,
+        config: RendererConfig,
+    ) -> Result<Self, RendererError> {
         let graphs = RendererGraphs::build(src, config.graph)?;
         Self::from_graphs(&graphs, config)
     }
 
     /// Creates the sessions of already built graphs.
-    pub fn from_graphs(g: &RendererGraphs, config: RenderConfig) -> Result<Self, RenderError> {
+    pub fn from_graphs(g: &RendererGraphs, config: RendererConfig) -> Result<Self, RendererError> {
         Self::from_stage_bytes(
             [
                 g.ref_encoder.to_bytes(),
@@ -201,6 +210,7 @@ impl RenderEngine {
                 g.flow_head.to_bytes(),
                 g.translation.to_bytes(),
             ],
+            stage_names(config.graph.target),
             "(in memory)",
             config,
         )
@@ -210,7 +220,7 @@ impl RenderEngine {
     /// `config.target`): the CPU or the GPU graphs ([`crate::graph::renderer::stage_names`]).
     /// `config.graph` is ignored: packages hold production graphs. A package from before GPU
     /// graphs existed runs on the CPU and is refused for a GPU with a word to re-run convert.
-    pub fn from_package(pkg: &ModelPackage, config: RenderConfig) -> Result<Self, RenderError> {
+    pub fn from_package(pkg: &ModelPackage, config: RendererConfig) -> Result<Self, RendererError> {
         // Resolve `auto` once here, so that the target and all four sessions agree.
         let device = crate::runtime::providers::resolve(&config.session.device)
             .map_err(SessionError::from)?
@@ -218,11 +228,11 @@ impl RenderEngine {
         let target = config
             .target
             .unwrap_or(GraphTarget::for_device(device.device));
-        let read = |name: &str| -> Result<Vec<u8>, RenderError> {
+        let read = |name: &str| -> Result<Vec<u8>, RendererError> {
             let path = match pkg.stage_path(name) {
                 Ok(path) => path,
                 Err(_) if target == GraphTarget::Gpu => {
-                    return Err(RenderError::Graph(GraphError::Package {
+                    return Err(RendererError::Graph(GraphError::Package {
                         path: pkg.dir().to_owned(),
                         message: format!(
                             "has no GPU graphs (stage `{name}`): it was converted by an older \
@@ -233,26 +243,41 @@ impl RenderEngine {
                 Err(e) => return Err(e.into()),
             };
             std::fs::read(&path)
-                .map_err(|source| RenderError::Graph(GraphError::Io { path, source }))
+                .map_err(|source| RendererError::Graph(GraphError::Io { path, source }))
         };
-        let [a, b, c, e] = stage_names(target);
+        let names = stage_names(target);
+        let [a, b, c, e] = names;
         let bytes = [read(a)?, read(b)?, read(c)?, read(e)?];
-        let config = RenderConfig {
+        // One CUDA stream for the four stages: they hand tensors to each other on the device.
+        let stream = match (Placement::for_device(&device), &config.session.stream) {
+            (Placement::Cuda { .. }, None) => Some(
+                crate::runtime::nvidia::ComputeStream::new(device.device_id).map_err(
+                    |message| SessionError::Build {
+                        model: pkg.dir().display().to_string(),
+                        message,
+                    },
+                )?,
+            ),
+            (_, stream) => stream.clone(),
+        };
+        let config = RendererConfig {
             graph: RendererGraphOptions::production(target),
             session: SessionConfig {
                 device,
+                stream,
                 ..config.session
             },
             ..config
         };
-        Self::from_stage_bytes(bytes, &pkg.dir().display().to_string(), config)
+        Self::from_stage_bytes(bytes, names, &pkg.dir().display().to_string(), config)
     }
 
     fn from_stage_bytes(
         bytes: [Vec<u8>; 4],
+        names: [&'static str; 4],
         origin: &str,
-        config: RenderConfig,
-    ) -> Result<Self, RenderError> {
+        config: RendererConfig,
+    ) -> Result<Self, RendererError> {
         let [a, b, c, e] = bytes;
         let label = |name: &str| format!("{name} {origin}");
         let s = &config.session;
@@ -265,8 +290,8 @@ impl RenderEngine {
         let flow_modulation = FlowModulation::from_bytes(&label(flow_modulation::NAME), &b, s)?;
         let flow_head = FlowHead::from_bytes(&label(flow_head::NAME), c, config.graph, s)?;
         let translation = Translation::from_bytes(&label(translation::NAME), &e, config.graph, s)?;
-        Ok(RenderEngine {
-            config: RenderConfig {
+        Ok(RendererModel {
+            config: RendererConfig {
                 chunk: config.chunk.max(1),
                 ..config
             },
@@ -276,12 +301,19 @@ impl RenderEngine {
             translation,
             bank: None,
             warp: WarpAccumulator::new(warp_threads),
+            stages: names,
         })
     }
 
     /// The engine's settings.
-    pub fn config(&self) -> &RenderConfig {
+    pub fn config(&self) -> &RendererConfig {
         &self.config
+    }
+
+    /// The stages' graph names (their package stage names), in run order: which target and
+    /// precision actually run.
+    pub fn stages(&self) -> &[&'static str; 4] {
+        &self.stages
     }
 
     /// Number of references in the cached bank (`None` before [`Self::set_reference_bank`]).
@@ -301,34 +333,37 @@ impl RenderEngine {
         &mut self,
         ref_imgs: ArrayView4<'_, f32>,
         ref_sketches: ArrayView4<'_, f32>,
-    ) -> Result<(), RenderError> {
+    ) -> Result<(), RendererError> {
         let n = ref_imgs.len_of(Axis(0));
         let shape = [Some(n), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)];
         check_shape("ref_imgs", &ref_imgs, shape)?;
         check_shape("ref_sketches", &ref_sketches, shape)?;
         if n == 0 {
-            return Err(RenderError::EmptyBank);
+            return Err(RendererError::EmptyBank);
         }
         self.bank = None; // free the old bank before allocating the new one
         let mut h1 = Array4::<f32>::zeros((n, ref_encoder::H1_CHANNELS, FACE_SIZE, FACE_SIZE));
         let mut h2 = Array4::<f32>::zeros((n, ref_encoder::H2_CHANNELS, HALF_SIZE, HALF_SIZE));
+        let mut resident_h2 = Vec::new();
         for (a, b) in chunks(n, self.config.chunk) {
-            let f = self.ref_encoder.run(
+            let (f, resident) = self.ref_encoder.run_keeping_h2(
                 ref_imgs.slice(s![a..b, .., .., ..]),
                 ref_sketches.slice(s![a..b, .., .., ..]),
             )?;
             h1.slice_mut(s![a..b, .., .., ..]).assign(&f.h1);
             h2.slice_mut(s![a..b, .., .., ..]).assign(&f.h2);
+            resident_h2.extend(resident);
         }
-        self.bank = Some(ReferenceBank {
+        self.bank = Some(EncodedReferences {
             features: RefFeatures { h1, h2 },
             ref_img: ref_imgs.as_standard_layout().into_owned(),
+            resident_h2,
         });
         Ok(())
     }
 
     /// Renders one frame with the cached reference bank (stages (b)-(e)).
-    pub fn render(&mut self, x: &RenderInput<'_>) -> Result<RenderOutput, RenderError> {
+    pub fn render(&mut self, x: &RendererInput<'_>) -> Result<RendererOutput, RendererError> {
         check_shape(
             "face",
             &x.face,
@@ -340,9 +375,9 @@ impl RenderEngine {
             [Some(WINDOW), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)],
         )?;
         check_shape("audio", &x.audio, [Some(1), Some(1), Some(80), Some(16)])?;
-        let bank = self.bank.as_ref().ok_or(RenderError::NoReferenceBank)?;
+        let bank = self.bank.as_ref().ok_or(RendererError::NoReferenceBank)?;
         let n = bank.ref_img.len_of(Axis(0));
-        let mut timings = RenderTimings::default();
+        let mut timings = RendererTimings::default();
 
         let t = Instant::now();
         let maps = self.flow_modulation.run(x.target_sketches)?;
@@ -355,10 +390,13 @@ impl RenderEngine {
             )
         });
         self.warp.reset();
-        for (a, b) in chunks(n, self.config.chunk) {
+        for (i, (a, b)) in chunks(n, self.config.chunk).enumerate() {
             let range = s![a..b, .., .., ..];
             let t = Instant::now();
-            let head = self.flow_head.run(bank.features.h2.slice(range), &maps)?;
+            let head = match bank.resident_h2.get(i) {
+                Some(h2) => self.flow_head.run_resident(h2, &maps)?,
+                None => self.flow_head.run(bank.features.h2.slice(range), &maps)?,
+            };
             timings.flow_head += t.elapsed();
             let t = Instant::now();
             self.warp.add(&WarpChunk {
@@ -390,7 +428,7 @@ impl RenderEngine {
         timings.translation = t.elapsed();
 
         let (flow, weight) = kept.unzip();
-        Ok(RenderOutput {
+        Ok(RendererOutput {
             generated_face: out.generated,
             wrapped_ref: avg.ref_avg,
             wrapped_h1: avg.h1_avg,
@@ -423,7 +461,7 @@ impl RenderEngine {
 pub fn translation_input(
     face: ArrayView4<'_, f32>,
     target_sketches: ArrayView4<'_, f32>,
-) -> Result<Array4<f32>, RenderError> {
+) -> Result<Array4<f32>, RendererError> {
     check_shape(
         "face",
         &face,
@@ -447,9 +485,9 @@ fn chunks(n: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..n).step_by(chunk).map(move |a| (a, (a + chunk).min(n)))
 }
 
-/// Loads a renderer from a model package folder (convenience for [`RenderEngine::from_package`]).
-pub fn open_package(dir: &Path, config: RenderConfig) -> Result<RenderEngine, RenderError> {
-    RenderEngine::from_package(&ModelPackage::open(dir)?, config)
+/// Loads a renderer from a model package folder (convenience for [`RendererModel::from_package`]).
+pub fn open_package(dir: &Path, config: RendererConfig) -> Result<RendererModel, RendererError> {
+    RendererModel::from_package(&ModelPackage::open(dir)?, config)
 }
 
 #[cfg(test)]

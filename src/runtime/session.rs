@@ -14,6 +14,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use super::RuntimeError;
 use super::device::{Device, DeviceConfig};
 use super::engine_cache::{EngineCacheEntry, EngineKey, EntryState};
+use super::tensor::{DeviceTensor, Placement};
 use crate::graph::onnx::{DType, Dim, TensorSpec};
 
 /// How to build a session.
@@ -28,6 +29,10 @@ pub struct SessionConfig {
     /// here: in a pipeline the cores are shared with decoders, encoders and our other sessions,
     /// and spinning threads then made a 2-thread session 2-3x slower than a 1-thread one.
     pub spin_wait: bool,
+    /// The CUDA stream of the CUDA and TensorRT providers; `None`: each session its own. A model
+    /// whose stages hand tensors to each other on the device gives them one
+    /// ([`super::nvidia::ComputeStream`]).
+    pub stream: Option<super::nvidia::ComputeStream>,
 }
 
 impl Default for SessionConfig {
@@ -36,6 +41,7 @@ impl Default for SessionConfig {
             device: DeviceConfig::cpu(),
             intra_threads: 0,
             spin_wait: false,
+            stream: None,
         }
     }
 }
@@ -78,6 +84,9 @@ pub enum SessionError {
 /// An ONNX Runtime session whose inputs and outputs were checked against a contract.
 pub struct ModelSession {
     session: Session,
+    /// Kept alive as long as the session that queues work on it (declared after `session`, so
+    /// dropped after it).
+    _stream: Option<super::nvidia::ComputeStream>,
     model: String,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
@@ -122,7 +131,7 @@ fn commit(
             .with_intra_op_spinning(false)
             .map_err(|x| x.to_string())?;
     }
-    builder = super::providers::register(builder, device, cache, inputs)?;
+    builder = super::providers::register(builder, device, config.stream.as_ref(), cache, inputs)?;
     // iplap's own operators (the Winograd convolution of the renderer's flow head). ONNX
     // Runtime records a custom domain in a process-wide table with a check-then-insert that
     // fails when two sessions register it at the same time ("the domain is already exist"),
@@ -280,6 +289,7 @@ impl ModelSession {
         }
         let s = ModelSession {
             session,
+            _stream: config.stream.clone(),
             model: label.to_owned(),
             inputs: inputs.to_vec(),
             outputs: outputs.to_vec(),
@@ -415,6 +425,124 @@ impl ModelSession {
                     .try_extract_tensor::<f32>()
                     .map_err(|e| fail(format!("output `{name}`: {e}")))?;
                 Ok(data.to_vec())
+            })
+            .collect()
+    }
+}
+
+/// One input of [`ModelSession::run_bound`].
+#[derive(Clone, Copy, Debug)]
+pub enum BoundInput<'a> {
+    /// Row-major host data in the contract's shape (copied to the session's device by the run).
+    Host(&'a [f32]),
+    /// A tensor already where it is needed (shape checked against the contract).
+    Resident(&'a DeviceTensor),
+}
+
+impl ModelSession {
+    /// The contract shape of `spec` with its symbolic dimensions sized by `dims`.
+    fn concrete_shape(
+        &self,
+        spec: &TensorSpec,
+        dims: &[(&str, usize)],
+    ) -> Result<Vec<i64>, SessionError> {
+        spec.shape
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => Ok(*n as i64),
+                Dim::Symbolic(s) => dims
+                    .iter()
+                    .find(|(name, _)| name == s)
+                    .map(|&(_, n)| n as i64)
+                    .ok_or_else(|| {
+                        self.run_error(format!(
+                            "input `{}` has symbolic dim `{s}` and no size was given for it",
+                            spec.name
+                        ))
+                    }),
+            })
+            .collect()
+    }
+
+    fn run_error(&self, message: String) -> SessionError {
+        SessionError::Run {
+            model: self.model.clone(),
+            message,
+        }
+    }
+
+    /// Runs through ONNX Runtime's I/O binding: inputs from the host or already resident
+    /// ([`DeviceTensor`]), the requested outputs left in `placement` (the session's device keeps
+    /// them there, so the next stage reads them without a round trip through the host).
+    pub fn run_bound(
+        &mut self,
+        dims: &[(&str, usize)],
+        inputs: &[(&str, BoundInput<'_>)],
+        outputs: &[&str],
+        placement: Placement,
+    ) -> Result<Vec<DeviceTensor>, SessionError> {
+        let model = self.model.clone();
+        let fail = |message: String| SessionError::Run {
+            model: model.clone(),
+            message,
+        };
+        let ort_err = |e: ort::Error| fail(e.to_string());
+        let mut binding = self.session.create_binding().map_err(ort_err)?;
+        for spec in &self.inputs {
+            let Some((_, input)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
+                return Err(fail(format!("input `{}` not given", spec.name)));
+            };
+            let shape = self.concrete_shape(spec, dims)?;
+            match input {
+                BoundInput::Host(data) => {
+                    let numel: i64 = shape.iter().product();
+                    if data.len() as i64 != numel {
+                        return Err(fail(format!(
+                            "input `{}` needs {numel} values for shape {shape:?}, got {}",
+                            spec.name,
+                            data.len()
+                        )));
+                    }
+                    // Owned, so that the binding holds it without a second copy.
+                    let t =
+                        ort::value::Tensor::from_array((shape, data.to_vec())).map_err(ort_err)?;
+                    binding
+                        .bind_input(spec.name.as_str(), &t)
+                        .map_err(ort_err)?;
+                }
+                BoundInput::Resident(t) => {
+                    let same = t.shape().len() == shape.len()
+                        && t.shape().iter().zip(&shape).all(|(&a, &b)| a as i64 == b);
+                    if !same {
+                        return Err(fail(format!(
+                            "input `{}` has shape {:?}, expected {shape:?}",
+                            spec.name,
+                            t.shape()
+                        )));
+                    }
+                    binding
+                        .bind_input(spec.name.as_str(), t.value())
+                        .map_err(ort_err)?;
+                }
+            }
+        }
+        let memory = placement.memory_info().map_err(ort_err)?;
+        for name in outputs {
+            binding
+                .bind_output_to_device(*name, &memory)
+                .map_err(ort_err)?;
+        }
+        let mut result = self.session.run_binding(&binding).map_err(ort_err)?;
+        outputs
+            .iter()
+            .map(|name| {
+                let value = result
+                    .remove(name)
+                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
+                let tensor = value
+                    .downcast::<ort::value::DynTensorValueType>()
+                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
+                Ok(DeviceTensor::from_value(tensor))
             })
             .collect()
     }

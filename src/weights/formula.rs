@@ -5,8 +5,12 @@
 
 use std::borrow::Cow;
 
+use ndarray::Array4;
+
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::graph::GraphError;
 use crate::graph::weights::WeightSource;
+use crate::sizes::{FACE_SIZE, WINDOW};
 
 /// FNV-1a (32-bit) over the UTF-8 bytes of `s` (reference-weights §1).
 pub fn fnv1a32(s: &str) -> u32 {
@@ -215,6 +219,55 @@ pub fn golden_sketch(name: &str, shape: &[usize]) -> Result<Vec<f32>, GraphError
         }
     }
     Ok(out)
+}
+
+/// The renderer's golden inputs (reference-weights §4) for `n` references, in the shapes
+/// [`crate::runtime::renderer::RendererModel`] takes; `n = 25` gives the golden `inputs/` folder's
+/// values, and fewer references are its first `n`.
+#[derive(Debug, Clone)]
+pub struct RendererGoldenInputs {
+    /// `ref_N_frame_img`, `(n, 3, 128, 128)`.
+    pub ref_img: Array4<f32>,
+    /// `ref_N_frame_sketch`, `(n, 3, 128, 128)`.
+    pub ref_sketch: Array4<f32>,
+    /// `face_frame_img`, `(1, 3, 128, 128)`.
+    pub face: Array4<f32>,
+    /// `target_sketches`, `(5, 3, 128, 128)`.
+    pub target_sketches: Array4<f32>,
+    /// `audio_mels`, `(1, 1, 80, 16)` (N_MELS × CHUNK_FRAMES).
+    pub audio: Array4<f32>,
+}
+
+impl RendererGoldenInputs {
+    /// The inputs for `n` references.
+    pub fn new(n: usize) -> Result<Self, GraphError> {
+        const S: usize = FACE_SIZE;
+        let arr = |shape: [usize; 4], data: Vec<f32>| {
+            Array4::from_shape_vec(shape, data).map_err(|e| GraphError::invalid(e.to_string()))
+        };
+        Ok(RendererGoldenInputs {
+            ref_img: arr(
+                [n, 3, S, S],
+                golden_image("ref_N_frame_img", &[1, n, 3, S, S]),
+            )?,
+            ref_sketch: arr(
+                [n, 3, S, S],
+                golden_sketch("ref_N_frame_sketch", &[1, n, 3, S, S])?,
+            )?,
+            face: arr(
+                [1, 3, S, S],
+                golden_image("face_frame_img", &[1, 1, 3, S, S]),
+            )?,
+            target_sketches: arr(
+                [WINDOW, 3, S, S],
+                golden_sketch("target_sketches", &[1, WINDOW, 3, S, S])?,
+            )?,
+            audio: arr(
+                [1, 1, N_MELS, CHUNK_FRAMES],
+                golden_input("audio_mels", &[1, 1, 1, N_MELS, CHUNK_FRAMES], 0.0, 4.0),
+            )?,
+        })
+    }
 }
 
 #[cfg(test)]

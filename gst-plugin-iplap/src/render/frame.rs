@@ -4,8 +4,8 @@
 
 use gst_video::prelude::*;
 use gst_video::{VideoColorMatrix, VideoColorRange, VideoColorimetry, VideoFormat, VideoInfo};
+use iplap::engine::compose::{ComposeError, FrameCompositor, FrameInput, FrameStats, MeshPoints};
 use iplap::engine::landmarks::SyncedFace;
-use iplap::engine::render::{FrameInput, FrameRenderError, FrameRenderer, FrameStats, MeshPoints};
 use iplap::face::crop_box::paste_polygon;
 use iplap::face::indices::PASTE_CONTOUR;
 use iplap::image::{ChannelOrder, GAUSS_RADIUS, ImageError, ImageMut, Rect};
@@ -76,7 +76,7 @@ pub fn yuv_colour(colorimetry: &VideoColorimetry, height: u32) -> YuvColour {
     YuvColour::new(matrix, colorimetry.range() == VideoColorRange::Range0_255)
 }
 
-/// The frame region `FrameRenderer::render_frame` reads and writes: the crop box and, with the
+/// The frame region `FrameCompositor::render_frame` reads and writes: the crop box and, with the
 /// blend, the blurred mask's window (the polygon's vertex box clipped to the frame and dilated by
 /// the blur radius, as `PasteBack::blend_u8` computes it). Clipped to the frame; a polygon the
 /// engine will reject only leaves the crop box (the engine then fails before writing).
@@ -113,19 +113,19 @@ pub enum FrameError {
     /// The mapped frame could not be read as planes (a GStreamer problem, fatal).
     Map(String),
     /// The engine (or the plane layout) rejected the frame; classify with [`error_kind`].
-    Render(FrameRenderError),
+    Render(ComposeError),
 }
 
 /// The renderer and the scratch of the YUV path, taken out of the element state together while a
 /// frame renders.
-pub struct Renderer {
-    pub engine: FrameRenderer,
+pub struct PlaneCompositor {
+    pub engine: FrameCompositor,
     window: RgbWindow,
 }
 
-impl Renderer {
-    pub fn new(engine: FrameRenderer) -> Self {
-        Renderer {
+impl PlaneCompositor {
+    pub fn new(engine: FrameCompositor) -> Self {
+        PlaneCompositor {
             engine,
             window: RgbWindow::default(),
         }
@@ -214,18 +214,18 @@ pub enum ErrorKind {
     Engine,
 }
 
-/// Classifies an error of `FrameRenderer::render_frame` (which leaves the frame untouched on any
+/// Classifies an error of `FrameCompositor::render_frame` (which leaves the frame untouched on any
 /// error).
-pub fn error_kind(err: &FrameRenderError) -> ErrorKind {
+pub fn error_kind(err: &ComposeError) -> ErrorKind {
     match err {
-        FrameRenderError::Geometry(_)
-        | FrameRenderError::BadBox { .. }
-        | FrameRenderError::BadLength { .. }
-        | FrameRenderError::Image(_) => ErrorKind::Frame,
-        FrameRenderError::TooFewReferences { .. }
-        | FrameRenderError::BadReference { .. }
-        | FrameRenderError::BadReferenceCount(_) => ErrorKind::Bank,
-        FrameRenderError::Render(_) => ErrorKind::Engine,
+        ComposeError::Geometry(_)
+        | ComposeError::BadBox { .. }
+        | ComposeError::BadLength { .. }
+        | ComposeError::Image(_) => ErrorKind::Frame,
+        ComposeError::TooFewReferences { .. }
+        | ComposeError::BadReference { .. }
+        | ComposeError::BadReferenceCount(_) => ErrorKind::Bank,
+        ComposeError::Render(_) => ErrorKind::Engine,
     }
 }
 

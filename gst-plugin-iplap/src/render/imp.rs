@@ -48,13 +48,13 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use iplap::engine::bank::IMAGE_REFERENCES;
+use iplap::engine::compose::{ComposeError, CompositorSettings, FrameCompositor};
 use iplap::engine::landmarks::{FrameStatus, SyncedFace};
-use iplap::engine::render::{FrameRenderError, FrameRenderer, FrameRendererSettings};
 use iplap::graph::GraphError;
-use iplap::runtime::renderer::RenderError;
+use iplap::runtime::renderer::RendererError;
 
 use super::frame::{
-    ErrorKind, FrameError, PixelLayout, Renderer, error_kind, pixel_layout, template_formats,
+    ErrorKind, FrameError, PixelLayout, PlaneCompositor, error_kind, pixel_layout, template_formats,
 };
 use crate::device::DeviceSettings;
 use crate::meta::LandmarkMeta;
@@ -101,8 +101,8 @@ impl Default for Settings {
 }
 
 impl Settings {
-    fn renderer_settings(&self, device: DeviceConfig) -> FrameRendererSettings {
-        FrameRendererSettings {
+    fn compositor_settings(&self, device: DeviceConfig) -> CompositorSettings {
+        CompositorSettings {
             references: self.references as usize,
             blend: self.blend,
             show_sketch: self.show_sketch,
@@ -114,9 +114,9 @@ impl Settings {
 
 /// Exists between `start()` and `stop()`.
 struct State {
-    /// `None` while a frame renders: the renderer is taken out so that no lock is held while the
+    /// `None` while a frame renders: the compositor is taken out so that no lock is held while the
     /// model runs, and put back afterwards (dropped instead if the element stopped meanwhile).
-    renderer: Option<Renderer>,
+    compositor: Option<PlaneCompositor>,
     /// The negotiated frame layout (`set_info`).
     video: Option<(gst_video::VideoInfo, PixelLayout)>,
     /// The previous synced frame could not be rendered (frame problem): warnings are posted on the
@@ -152,7 +152,7 @@ impl IplapRender {
     }
 
     /// Loads the renderer for `settings`; errors name the folder and how to make a package.
-    fn load(&self, settings: &Settings) -> Result<FrameRenderer, gst::ErrorMessage> {
+    fn load(&self, settings: &Settings) -> Result<FrameCompositor, gst::ErrorMessage> {
         let models = crate::data::resolve(
             settings.models.as_deref(),
             iplap::data_files::DataFile::ModelPackage,
@@ -185,11 +185,11 @@ impl IplapRender {
         settings: &Settings,
         models: &std::path::Path,
         device: DeviceConfig,
-    ) -> Result<FrameRenderer, gst::ErrorMessage> {
+    ) -> Result<FrameCompositor, gst::ErrorMessage> {
         let text = format!("Loading the renderer from {}", models.display());
         self.post_progress(gst::ProgressType::Start, &text);
-        match FrameRenderer::from_package(models, settings.renderer_settings(device.clone())) {
-            Ok(renderer) => {
+        match FrameCompositor::from_package(models, settings.compositor_settings(device.clone())) {
+            Ok(compositor) => {
                 self.post_progress(gst::ProgressType::Complete, &text);
                 gst::info!(
                     CAT,
@@ -199,16 +199,14 @@ impl IplapRender {
                     settings.references,
                     settings.threads
                 );
-                Ok(renderer)
+                Ok(compositor)
             }
             Err(err) => {
                 self.post_progress(gst::ProgressType::Error, &text);
                 // A package error names the file and the cause, then says to re-run `iplap
                 // convert`; anything else (a session, a setting) needs the folder for context.
                 let message = match &err {
-                    FrameRenderError::Render(RenderError::Graph(
-                        e @ GraphError::Package { .. },
-                    )) => {
+                    ComposeError::Render(RendererError::Graph(e @ GraphError::Package { .. })) => {
                         format!("cannot load the renderer: {e}")
                     }
                     _ => format!(
@@ -228,28 +226,32 @@ impl IplapRender {
         face: &SyncedFace,
     ) -> Result<(), gst::FlowError> {
         let settings = self.settings.lock().unwrap().clone();
-        let (mut renderer, layout) = {
+        let (mut compositor, layout) = {
             let mut guard = self.state.lock().unwrap();
             let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
             let Some((_, layout)) = state.video else {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("No caps yet"));
                 return Err(gst::FlowError::NotNegotiated);
             };
-            let renderer = state.renderer.take().ok_or_else(|| {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ("Renderer in use"));
+            let compositor = state.compositor.take().ok_or_else(|| {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Failed,
+                    ("The frame compositor is in use")
+                );
                 gst::FlowError::Error
             })?;
-            (renderer, layout)
+            (compositor, layout)
         };
-        // Nothing is locked from here until the renderer is put back.
-        let result = self.render_unlocked(&mut renderer, &settings, frame, layout, face);
+        // Nothing is locked from here until the compositor is put back.
+        let result = self.render_unlocked(&mut compositor, &settings, frame, layout, face);
         // (was skipping, is skipping): warnings and infos are posted on changes only.
         let (was, now) = {
             let mut guard = self.state.lock().unwrap();
             match guard.as_mut() {
                 Some(state) => {
-                    if state.renderer.is_none() {
-                        state.renderer = Some(renderer);
+                    if state.compositor.is_none() {
+                        state.compositor = Some(compositor);
                     }
                     let was = state.skipping;
                     state.skipping = matches!(result, Err(Some(_)));
@@ -285,16 +287,16 @@ impl IplapRender {
     /// untouched; `Err(None)`: a fatal error, already posted.
     fn render_unlocked(
         &self,
-        renderer: &mut Renderer,
+        compositor: &mut PlaneCompositor,
         settings: &Settings,
         frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
         layout: PixelLayout,
         face: &SyncedFace,
     ) -> Result<(), Option<String>> {
         // Knobs that may change while playing.
-        let current = renderer.engine.settings().clone();
+        let current = compositor.engine.settings().clone();
         if current.references != settings.references as usize {
-            renderer
+            compositor
                 .engine
                 .set_references(settings.references as usize)
                 .map_err(|err| {
@@ -302,8 +304,8 @@ impl IplapRender {
                     None
                 })?;
         }
-        renderer.engine.set_blend(settings.blend);
-        renderer.engine.set_show_sketch(settings.show_sketch);
+        compositor.engine.set_blend(settings.blend);
+        compositor.engine.set_show_sketch(settings.show_sketch);
 
         let (width, height) = (frame.width() as usize, frame.height() as usize);
         if face.face.frame_size != (width, height) {
@@ -312,7 +314,7 @@ impl IplapRender {
                 "the landmark meta is for a {w}x{h} frame, this frame is {width}x{height}"
             )));
         }
-        match renderer.render(frame, layout, face) {
+        match compositor.render(frame, layout, face) {
             Ok(stats) => {
                 gst::log!(CAT, imp = self, "Rendered: {stats:?}");
                 if settings.post_stats {
@@ -325,7 +327,7 @@ impl IplapRender {
                         CAT,
                         imp = self,
                         "Encoded {} references of bank {} in {:?}",
-                        renderer.engine.settings().references,
+                        compositor.engine.settings().references,
                         face.bank.id(),
                         stats.reference_encoding
                     );
@@ -546,9 +548,9 @@ impl BaseTransformImpl for IplapRender {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = self.settings.lock().unwrap().clone();
-        let renderer = self.load(&settings)?;
+        let compositor = self.load(&settings)?;
         *self.state.lock().unwrap() = Some(State {
-            renderer: Some(Renderer::new(renderer)),
+            compositor: Some(PlaneCompositor::new(compositor)),
             video: None,
             skipping: false,
         });
@@ -556,9 +558,9 @@ impl BaseTransformImpl for IplapRender {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        // A frame still rendering drops its renderer when it finds no state.
+        // A frame still rendering drops its compositor when it finds no state.
         *self.state.lock().unwrap() = None;
-        gst::info!(CAT, imp = self, "Stopped, renderer freed");
+        gst::info!(CAT, imp = self, "Stopped, compositor freed");
         Ok(())
     }
 

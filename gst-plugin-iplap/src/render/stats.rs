@@ -1,7 +1,7 @@
 //! The `iplaprender-stats` element message (property `post-stats`): where one frame's render time
 //! went, for applications that report it (`iplap sync`'s summary) without parsing debug logs.
 
-use iplap::engine::render::FrameStats;
+use iplap::engine::compose::FrameStats;
 
 /// Name of the message structure.
 pub const STATS_MESSAGE: &str = "iplaprender-stats";

@@ -7,20 +7,20 @@
 use crate::sizes::{FACE_SIZE, HALF_SIZE};
 use ndarray::{Array4, ArrayView4};
 
-use super::RenderError;
+use super::RendererError;
 use crate::graph::onnx::{Dim, TensorSpec};
 use crate::graph::renderer::{
     N_REF_DIM, RendererGraphOptions, flow_head as fh, flow_modulation as fm, ref_encoder as re,
     translation as tr,
 };
-use crate::runtime::{ModelSession, SessionConfig};
+use crate::runtime::{BoundInput, DeviceTensor, ModelSession, Placement, SessionConfig};
 
 /// Checks that `a` has `expected` shape; `None` entries match any size.
 pub(crate) fn check_shape(
     name: &'static str,
     a: &ArrayView4<'_, f32>,
     expected: [Option<usize>; 4],
-) -> Result<(), RenderError> {
+) -> Result<(), RendererError> {
     let ok = a
         .shape()
         .iter()
@@ -29,7 +29,7 @@ pub(crate) fn check_shape(
     if ok {
         Ok(())
     } else {
-        Err(RenderError::Shape {
+        Err(RendererError::Shape {
             name,
             expected: expected
                 .iter()
@@ -54,9 +54,9 @@ fn array(
     name: &str,
     data: Vec<f32>,
     shape: [usize; 4],
-) -> Result<Array4<f32>, RenderError> {
+) -> Result<Array4<f32>, RendererError> {
     let got = data.len();
-    Array4::from_shape_vec(shape, data).map_err(|_| RenderError::Output {
+    Array4::from_shape_vec(shape, data).map_err(|_| RendererError::Output {
         stage,
         name: name.to_owned(),
         got,
@@ -81,7 +81,7 @@ impl BatchedSession {
         bytes: Vec<u8>,
         contract: (Vec<TensorSpec>, Vec<TensorSpec>),
         config: &SessionConfig,
-    ) -> Result<Self, RenderError> {
+    ) -> Result<Self, RendererError> {
         let mut s = BatchedSession {
             label: label.to_owned(),
             bytes,
@@ -94,7 +94,12 @@ impl BatchedSession {
         Ok(s)
     }
 
-    fn session(&mut self, n: usize) -> Result<&mut ModelSession, RenderError> {
+    /// Where this stage's sessions keep their tensors.
+    fn placement(&self) -> Placement {
+        Placement::for_device(&self.config.device)
+    }
+
+    fn session(&mut self, n: usize) -> Result<&mut ModelSession, RendererError> {
         let index = match self.sessions.iter().position(|(k, _)| *k == n) {
             Some(i) => i,
             None => {
@@ -151,7 +156,7 @@ impl RefEncoder {
         label: &str,
         bytes: Vec<u8>,
         config: &SessionConfig,
-    ) -> Result<Self, RenderError> {
+    ) -> Result<Self, RendererError> {
         Ok(RefEncoder {
             stage: BatchedSession::new(label, bytes, re::contract(), config)?,
         })
@@ -162,21 +167,40 @@ impl RefEncoder {
         &mut self,
         ref_img: ArrayView4<'_, f32>,
         ref_sketch: ArrayView4<'_, f32>,
-    ) -> Result<RefFeatures, RenderError> {
+    ) -> Result<RefFeatures, RendererError> {
+        Ok(self.run_keeping_h2(ref_img, ref_sketch)?.0)
+    }
+
+    /// [`Self::run`], and h2 also where the session ran when that is a GPU (`None` on the host):
+    /// the flow head reads it at every frame, so a bank's h2 goes up once.
+    pub fn run_keeping_h2(
+        &mut self,
+        ref_img: ArrayView4<'_, f32>,
+        ref_sketch: ArrayView4<'_, f32>,
+    ) -> Result<(RefFeatures, Option<DeviceTensor>), RendererError> {
         let n = ref_img.shape()[0];
         let shape = [Some(n), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)];
         check_shape("ref_img", &ref_img, shape)?;
         check_shape("ref_sketch", &ref_sketch, shape)?;
         if n == 0 {
-            return Err(RenderError::EmptyBank);
+            return Err(RendererError::EmptyBank);
         }
         let (img, sketch) = (contiguous(&ref_img), contiguous(&ref_sketch));
-        let out = self.stage.session(n)?.run_f32(
-            &[(re::IN_REF_IMG, &img), (re::IN_REF_SKETCH, &sketch)],
+        let placement = self.stage.placement();
+        let out = self.stage.session(n)?.run_bound(
+            &[],
+            &[
+                (re::IN_REF_IMG, BoundInput::Host(&img)),
+                (re::IN_REF_SKETCH, BoundInput::Host(&sketch)),
+            ],
             &[re::OUT_H1, re::OUT_H2],
+            placement,
         )?;
-        let [h1, h2]: [Vec<f32>; 2] = out.try_into().map_err(|_| missing("ref_encoder"))?;
-        Ok(RefFeatures {
+        let [h1, h2]: [DeviceTensor; 2] = out.try_into().map_err(|_| missing("ref_encoder"))?;
+        let (h1_host, h2_host) = (download("ref_encoder", &h1)?, download("ref_encoder", &h2)?);
+        let resident = (placement != Placement::Host).then_some(h2);
+        let (h1, h2) = (h1_host, h2_host);
+        let features = RefFeatures {
             h1: array(
                 "ref_encoder",
                 re::OUT_H1,
@@ -189,12 +213,23 @@ impl RefEncoder {
                 h2,
                 [n, re::H2_CHANNELS, HALF_SIZE, HALF_SIZE],
             )?,
-        })
+        };
+        Ok((features, resident))
     }
 }
 
-fn missing(stage: &'static str) -> RenderError {
-    RenderError::Output {
+/// A stage output's data on the host.
+fn download(stage: &'static str, t: &DeviceTensor) -> Result<Vec<f32>, RendererError> {
+    t.download().map_err(|e| {
+        RendererError::Session(crate::runtime::SessionError::Run {
+            model: stage.into(),
+            message: format!("cannot copy an output to the host: {e}"),
+        })
+    })
+}
+
+fn missing(stage: &'static str) -> RendererError {
+    RendererError::Output {
         stage,
         name: "(outputs)".into(),
         got: 0,
@@ -204,15 +239,17 @@ fn missing(stage: &'static str) -> RenderError {
 
 /// The scale (`1 + γ`) and shift (`β`) maps of the six flow-network SPADELayers, in the order of
 /// [`crate::graph::renderer::flow_modulation::LAYERS`] (scale, shift, scale, shift, …).
-#[derive(Debug, Clone, PartialEq)]
+/// They stay where stage (b) ran: each flow-head chunk of the frame reads them.
+#[derive(Debug)]
 pub struct SpadeMaps {
-    maps: Vec<Vec<f32>>,
+    maps: Vec<DeviceTensor>,
 }
 
 /// Stage (b), [`crate::graph::renderer::flow_modulation`]: in `driving` `(1, 15, 128, 128)`; out the
 /// [`SpadeMaps`].
 pub struct FlowModulation {
     session: ModelSession,
+    placement: Placement,
 }
 
 impl FlowModulation {
@@ -221,16 +258,20 @@ impl FlowModulation {
         label: &str,
         bytes: &[u8],
         config: &SessionConfig,
-    ) -> Result<Self, RenderError> {
+    ) -> Result<Self, RendererError> {
         let (inputs, outputs) = fm::contract();
         Ok(FlowModulation {
             session: ModelSession::from_bytes(label, bytes, &inputs, &outputs, config)?,
+            placement: Placement::for_device(&config.device),
         })
     }
 
     /// Runs on the driving sketch stack: the 5 target sketches `(5, 3, 128, 128)` in [0, 1]
     /// (row-major, identical to the `(1, 15, 128, 128)` channel concatenation of spec §5.2 step 2).
-    pub fn run(&mut self, target_sketches: ArrayView4<'_, f32>) -> Result<SpadeMaps, RenderError> {
+    pub fn run(
+        &mut self,
+        target_sketches: ArrayView4<'_, f32>,
+    ) -> Result<SpadeMaps, RendererError> {
         check_shape(
             "target_sketches",
             &target_sketches,
@@ -238,9 +279,12 @@ impl FlowModulation {
         )?;
         let driving = contiguous(&target_sketches);
         let names: Vec<&str> = fm::LAYERS.iter().flat_map(|l| [l.scale, l.shift]).collect();
-        let maps = self
-            .session
-            .run_f32(&[(fm::IN_DRIVING, &driving)], &names)?;
+        let maps = self.session.run_bound(
+            &[],
+            &[(fm::IN_DRIVING, BoundInput::Host(&driving))],
+            &names,
+            self.placement,
+        )?;
         Ok(SpadeMaps { maps })
     }
 }
@@ -270,7 +314,7 @@ impl FlowHead {
         bytes: Vec<u8>,
         opts: RendererGraphOptions,
         config: &SessionConfig,
-    ) -> Result<Self, RenderError> {
+    ) -> Result<Self, RendererError> {
         Ok(FlowHead {
             stage: BatchedSession::new(label, bytes, fh::contract(opts), config)?,
             intermediates: opts.intermediates,
@@ -282,7 +326,7 @@ impl FlowHead {
         &mut self,
         h2: ArrayView4<'_, f32>,
         maps: &SpadeMaps,
-    ) -> Result<FlowHeadOutput, RenderError> {
+    ) -> Result<FlowHeadOutput, RendererError> {
         let n = h2.shape()[0];
         check_shape(
             "h2",
@@ -295,23 +339,52 @@ impl FlowHead {
             ],
         )?;
         if n == 0 {
-            return Err(RenderError::EmptyBank);
+            return Err(RendererError::EmptyBank);
         }
         let h2 = contiguous(&h2);
-        let mut inputs: Vec<(&str, &[f32])> = vec![(fh::IN_H2, &h2)];
+        self.run_on(n, BoundInput::Host(&h2), maps)
+    }
+
+    /// [`Self::run`] on h2 that is already where the stage runs
+    /// ([`RefEncoder::run_keeping_h2`]), `(N, 256, 64, 64)`.
+    pub fn run_resident(
+        &mut self,
+        h2: &DeviceTensor,
+        maps: &SpadeMaps,
+    ) -> Result<FlowHeadOutput, RendererError> {
+        let n = h2.shape().first().copied().unwrap_or(0);
+        if n == 0 {
+            return Err(RendererError::EmptyBank);
+        }
+        self.run_on(n, BoundInput::Resident(h2), maps)
+    }
+
+    fn run_on(
+        &mut self,
+        n: usize,
+        h2: BoundInput<'_>,
+        maps: &SpadeMaps,
+    ) -> Result<FlowHeadOutput, RendererError> {
+        let mut inputs: Vec<(&str, BoundInput<'_>)> = vec![(fh::IN_H2, h2)];
         let names = fm::LAYERS.iter().flat_map(|l| [l.scale, l.shift]);
-        inputs.extend(names.zip(maps.maps.iter().map(Vec::as_slice)));
+        inputs.extend(names.zip(maps.maps.iter().map(BoundInput::Resident)));
         let mut wanted = vec![fh::OUT_FLOW, fh::OUT_WEIGHT];
         if self.intermediates {
             wanted.push(fh::OUT_SPADE1);
         }
+        // The flows and weights come down: the warp runs on the CPU (until it has a kernel).
         let mut out = self
             .stage
             .session(n)?
-            .run_f32(&inputs, &wanted)?
+            .run_bound(&[], &inputs, &wanted, Placement::Host)?
             .into_iter();
         let mut next = |name: &str, c: usize, side: usize| match out.next() {
-            Some(v) => array("flow_head", name, v, [n, c, side, side]),
+            Some(t) => array(
+                "flow_head",
+                name,
+                download("flow_head", &t)?,
+                [n, c, side, side],
+            ),
             None => Err(missing("flow_head")),
         };
         let flow = next(fh::OUT_FLOW, 2, FACE_SIZE)?;
@@ -380,7 +453,7 @@ impl Translation {
         bytes: &[u8],
         opts: RendererGraphOptions,
         config: &SessionConfig,
-    ) -> Result<Self, RenderError> {
+    ) -> Result<Self, RendererError> {
         let (inputs, outputs) = tr::contract(opts);
         Ok(Translation {
             session: ModelSession::from_bytes(label, bytes, &inputs, &outputs, config)?,
@@ -389,7 +462,7 @@ impl Translation {
     }
 
     /// Runs the translation network once.
-    pub fn run(&mut self, x: &TranslationInput<'_>) -> Result<TranslationOutput, RenderError> {
+    pub fn run(&mut self, x: &TranslationInput<'_>) -> Result<TranslationOutput, RendererError> {
         let one = Some(1);
         check_shape(
             tr::IN_TRANSLATION_INPUT,

@@ -4,11 +4,6 @@
 //! `mel` (audio features), `track` (face landmarks), `prepare-face-models`, `convert`
 //! (checkpoints → model package), `eval` and `bench` (the networks and `sync`).
 
-mod bench;
-mod convert;
-mod device_args;
-mod devices;
-mod eval;
 mod mel;
 mod prepare;
 mod progress;
@@ -17,6 +12,7 @@ mod track;
 
 use std::path::PathBuf;
 
+use iplap::cli::{EngineCommand, bench, error_text, init_logging};
 use iplap::data_files::{DataFile, Origin, SearchContext};
 
 use clap::{Parser, Subcommand};
@@ -42,15 +38,11 @@ enum Command {
     Track(track::TrackArgs),
     /// Convert MediaPipe's face models from the mediapipe 0.10.21 wheel to ONNX.
     PrepareFaceModels(prepare::PrepareArgs),
-    /// Convert the official IP_LAP checkpoints into a model package (ONNX stages + manifest).
-    Convert(convert::ConvertArgs),
-    /// Run one network of a model package on .npy inputs (golden `inputs/` names).
-    Eval(eval::EvalArgs),
+    #[command(flatten)]
+    Engine(EngineCommand),
     /// Time a network of a model package (medians per stage and per frame/window), or `sync`.
     #[command(subcommand)]
     Bench(BenchTarget),
-    /// List what this machine can run the networks on: ONNX Runtime, providers, GPUs.
-    Devices(devices::DevicesArgs),
 }
 
 /// `iplap bench …`: the networks (bench.rs) plus the whole `sync` command.
@@ -95,38 +87,17 @@ pub fn default_models() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(DataFile::ModelPackage.in_checkout()))
 }
 
-/// The engine's `log` records (TensorRT engine builds, cache problems) on stderr.
-struct StderrLogger;
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::Level::Info && metadata.target().starts_with("iplap")
-    }
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            let level = record.level().to_string().to_lowercase();
-            eprintln!("{level}: {}", record.args());
-        }
-    }
-    fn flush(&self) {}
-}
-
 fn main() -> std::process::ExitCode {
-    static LOGGER: StderrLogger = StderrLogger;
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
-    }
+    init_logging();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mel(args) => mel::run(args),
         Command::Track(args) => track::run(args),
         Command::PrepareFaceModels(args) => prepare::run(args),
-        Command::Convert(args) => convert::run(args),
-        Command::Eval(args) => eval::run(args),
+        Command::Engine(cmd) => cmd.run(),
         Command::Sync(args) => sync::run(args),
         Command::Bench(BenchTarget::Network(cmd)) => bench::run(cmd),
         Command::Bench(BenchTarget::Sync(args)) => sync::bench::run(args),
-        Command::Devices(args) => devices::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -138,67 +109,6 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             eprintln!("error: {}", error_text(&err));
             std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// The error and its causes joined by ": ", as `{:#}` prints them, except that a cause whose text
-/// the previous message already contains is left out: many error types (ours wrapping an
-/// engine error with `{0}`, thiserror's `{source}`) print their cause *and* return it as the
-/// source, and the user would read it twice.
-fn error_text(err: &anyhow::Error) -> String {
-    let mut text = String::new();
-    let mut previous = String::new();
-    for cause in err.chain() {
-        let message = cause.to_string();
-        if !previous.is_empty() && previous.contains(&message) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&message);
-        previous = message;
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::error_text;
-
-    /// "cannot open a.pth", with the cause in its own text too when `repeats`.
-    #[derive(Debug)]
-    struct Open {
-        repeats: bool,
-        cause: std::io::Error,
-    }
-
-    impl std::fmt::Display for Open {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("cannot open a.pth")?;
-            if self.repeats {
-                write!(f, ": {}", self.cause)?;
-            }
-            Ok(())
-        }
-    }
-
-    impl std::error::Error for Open {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            Some(&self.cause)
-        }
-    }
-
-    #[test]
-    fn a_cause_already_in_the_message_is_printed_once() {
-        for repeats in [false, true] {
-            let cause = std::io::Error::other("disk on fire");
-            let err = anyhow::Error::new(Open { repeats, cause }).context("converting");
-            assert_eq!(
-                error_text(&err),
-                "converting: cannot open a.pth: disk on fire"
-            );
         }
     }
 }

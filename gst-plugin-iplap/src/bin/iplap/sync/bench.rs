@@ -40,7 +40,7 @@ pub struct BenchSyncArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    device: crate::device_args::DeviceArgs,
+    device: iplap::cli::device_args::DeviceArgs,
 }
 
 pub fn run(args: BenchSyncArgs) -> anyhow::Result<()> {

@@ -70,7 +70,7 @@ pub struct SyncArgs {
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
     #[command(flatten)]
-    pub device: crate::device_args::DeviceArgs,
+    pub device: iplap::cli::device_args::DeviceArgs,
     /// Draw the predicted jaw and lip lines over the face (the official script shows the sketch
     /// beside the frame instead).
     #[arg(long)]

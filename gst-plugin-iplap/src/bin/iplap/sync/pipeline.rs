@@ -525,6 +525,6 @@ fn set_device(element: &gst::Element, device: &iplap::runtime::DeviceConfig) {
     element.set_property_from_str("precision", device.precision.nick());
     element.set_property(
         "engine-cache",
-        crate::device_args::engine_cache_property(device),
+        iplap::cli::device_args::engine_cache_property(device),
     );
 }

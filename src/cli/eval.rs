@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::graph::package::ModelPackage;
+use crate::runtime::renderer::{RendererConfig, RendererInput, RendererModel};
+use crate::runtime::{LandmarkGenerator, LandmarkInput, SessionConfig};
 use anyhow::{Context, bail};
-use iplap::graph::package::ModelPackage;
-use iplap::runtime::renderer::{RenderConfig, RenderEngine, RenderInput};
-use iplap::runtime::{LandmarkGenerator, LandmarkInput, SessionConfig};
 use ndarray::{ArrayD, ArrayView4, IxDyn};
 use ndarray_npy::{read_npy, write_npy};
 
@@ -37,11 +37,11 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     #[command(flatten)]
-    pub device: crate::device_args::DeviceArgs,
+    pub device: crate::cli::device_args::DeviceArgs,
     /// Which of the package's renderer graphs to run: cpu or gpu (default: the device's).
     /// `--target gpu --device cpu` checks the GPU graphs without a GPU.
-    #[arg(long, value_parser = |s: &str| s.parse::<iplap::graph::target::GraphTarget>())]
-    pub target: Option<iplap::graph::target::GraphTarget>,
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::graph::target::GraphTarget>())]
+    pub target: Option<crate::graph::target::GraphTarget>,
 }
 
 /// Reads `<dir>/<name>.npy` as float32 and checks its shape (`None` = any size on that axis).
@@ -90,7 +90,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     // An explicit device first (a machine that cannot run it needs no package to say so); `auto`
     // after the package, whose problems come first.
-    let explicit = (args.device.device != iplap::runtime::Device::Auto)
+    let explicit = (args.device.device != crate::runtime::Device::Auto)
         .then(|| args.device.resolve())
         .transpose()?;
     let package = ModelPackage::open(&args.models)?;
@@ -143,18 +143,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 "audio_mels",
                 &[Some(1), Some(1), Some(1), Some(80), Some(16)],
             )?;
-            let config = RenderConfig {
+            let config = RendererConfig {
                 session,
                 target: args.target,
-                ..RenderConfig::default()
+                ..RendererConfig::default()
             };
-            let mut engine = RenderEngine::from_package(&package, config)?;
+            let mut engine = RendererModel::from_package(&package, config)?;
 
             engine.set_reference_bank(
                 as4(&ref_img, [n, 3, 128, 128])?,
                 as4(&ref_sketch, [n, 3, 128, 128])?,
             )?;
-            let out = engine.render(&RenderInput {
+            let out = engine.render(&RendererInput {
                 face: as4(&face, [1, 3, 128, 128])?,
                 target_sketches: as4(&sketches, [5, 3, 128, 128])?,
                 audio: as4(&audio, [1, 1, 80, 16])?,

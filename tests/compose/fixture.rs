@@ -1,14 +1,14 @@
-//! Fixture of `tests/engine_render.rs`: the formula-weight model package, the golden frames of
+//! Fixture of `tests/compose.rs`: the formula-weight model package, the golden frames of
 //! `facemesh/129` with their boxes and sets, banks, window inputs, and the reference computations
-//! (a direct `RenderEngine` run and the image module's paste) the frame renderer is compared with.
+//! (a direct `RendererModel` run and the image module's paste) the frame compositor is compared with.
 
 use iplap::sizes::FACE_SIZE;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use iplap::engine::bank::{ImageReference, LandmarkReference, ReferenceBank};
-use iplap::engine::render::{
-    FrameInput, FrameRenderer, FrameRendererSettings, MeshPoints, reference_subset,
+use iplap::engine::compose::{
+    CompositorSettings, FrameCompositor, FrameInput, MeshPoints, reference_subset,
 };
 use iplap::face::crop_box::{CropBox, FaceGeometry, NormalisedSets, paste_polygon};
 use iplap::graph::package::{ModelPackage, write_package};
@@ -16,12 +16,12 @@ use iplap::image::{
     ChannelOrder, Image, ImageMut, ImageRef, PasteBack, Resizer, SketchRasteriser, SketchScaling,
     bgr_to_chw, crop_face, face_to_u8, paste_face,
 };
-use iplap::runtime::renderer::{RenderEngine, RenderInput};
+use iplap::runtime::renderer::{RendererInput, RendererModel};
 use iplap::weights::FormulaWeights;
 use ndarray::{Array3, Array4, ArrayView4, s};
 use ndarray_npy::read_npy;
 
-/// Parity tolerance (absolute) between the frame renderer and a direct engine run.
+/// Parity tolerance (absolute) between the frame compositor and a direct engine run.
 pub const TOL: f32 = 2e-4;
 pub const W: usize = 256;
 pub const H: usize = 256;
@@ -182,8 +182,8 @@ pub fn input<'a>(
     }
 }
 
-pub fn settings(references: usize, blend: bool) -> FrameRendererSettings {
-    FrameRendererSettings {
+pub fn settings(references: usize, blend: bool) -> CompositorSettings {
+    CompositorSettings {
         references,
         blend,
         show_sketch: false,
@@ -192,11 +192,11 @@ pub fn settings(references: usize, blend: bool) -> FrameRendererSettings {
     }
 }
 
-pub fn renderer(references: usize, blend: bool) -> FrameRenderer {
-    FrameRenderer::from_package(package(), settings(references, blend)).unwrap()
+pub fn renderer(references: usize, blend: bool) -> FrameCompositor {
+    FrameCompositor::from_package(package(), settings(references, blend)).unwrap()
 }
 
-/// `RenderEngine::render` run directly, with every tensor built here from the image module.
+/// `RendererModel::render` run directly, with every tensor built here from the image module.
 pub fn direct_render(
     g: &Golden,
     f: usize,
@@ -206,7 +206,7 @@ pub fn direct_render(
 ) -> (Array4<f32>, Array4<f32>) {
     let pkg = ModelPackage::open(package()).unwrap();
     let mut engine =
-        RenderEngine::from_package(&pkg, settings(references, true).render_config()).unwrap();
+        RendererModel::from_package(&pkg, settings(references, true).render_config()).unwrap();
     let idx = reference_subset(bank.images.len(), references).unwrap();
     let n = idx.len();
     let mut rast = SketchRasteriser::new();
@@ -260,7 +260,7 @@ pub fn direct_render(
     bgr_to_chw(&crop.view(), face.as_slice_mut().unwrap()).unwrap();
     let audio = Array4::from_shape_vec((1, 1, 80, 16), w.mel.clone()).unwrap();
     let out = engine
-        .render(&RenderInput {
+        .render(&RendererInput {
             face: face.view(),
             target_sketches: targets.view(),
             audio: audio.view(),

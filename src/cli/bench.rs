@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use iplap::graph::package::ModelPackage;
-use iplap::runtime::renderer::{RenderConfig, RenderEngine, RenderInput};
-use iplap::runtime::{LandmarkGenerator, LandmarkInput, LandmarkModel, SessionConfig};
-use iplap::weights::formula::{
-    golden_image, golden_input, golden_nl_content, golden_nl_pose, golden_sketch,
+use crate::graph::package::ModelPackage;
+use crate::runtime::renderer::{RendererConfig, RendererInput, RendererModel};
+use crate::runtime::{LandmarkGenerator, LandmarkInput, LandmarkModel, SessionConfig};
+use crate::weights::formula::{
+    RendererGoldenInputs, golden_input, golden_nl_content, golden_nl_pose,
 };
-use ndarray::Array4;
 use serde_json::json;
 
 #[derive(clap::Subcommand)]
@@ -49,7 +48,7 @@ pub struct Common {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    device: crate::device_args::DeviceArgs,
+    device: crate::cli::device_args::DeviceArgs,
 }
 
 fn median(mut v: Vec<Duration>) -> f64 {
@@ -88,43 +87,22 @@ fn renderer(c: &Common, n: usize, iterations: usize) -> anyhow::Result<()> {
         intra_threads: c.threads,
         ..SessionConfig::default()
     };
-    let device = session.device.to_string();
-    let mut engine = RenderEngine::from_package(
+    let (device, precision) = (session.device.to_string(), session.device.precision);
+    let mut engine = RendererModel::from_package(
         &package,
-        RenderConfig {
+        RendererConfig {
             session,
-            ..RenderConfig::default()
+            ..RendererConfig::default()
         },
     )?;
-    let arr = |shape: [usize; 4], data: Vec<f32>| Array4::from_shape_vec(shape, data);
-    let refs = arr(
-        [n, 3, 128, 128],
-        golden_image("ref_N_frame_img", &[1, n, 3, 128, 128]),
-    )?;
-    let ref_sketches = arr(
-        [n, 3, 128, 128],
-        golden_sketch("ref_N_frame_sketch", &[1, n, 3, 128, 128])?,
-    )?;
-    let face = arr(
-        [1, 3, 128, 128],
-        golden_image("face_frame_img", &[1, 1, 3, 128, 128]),
-    )?;
-    let sketches = arr(
-        [5, 3, 128, 128],
-        golden_sketch("target_sketches", &[1, 5, 3, 128, 128])?,
-    )?;
-    let audio = arr(
-        [1, 1, 80, 16],
-        golden_input("audio_mels", &[1, 1, 1, 80, 16], 0.0, 4.0),
-    )?;
-
+    let golden = RendererGoldenInputs::new(n)?;
     let t = Instant::now();
-    engine.set_reference_bank(refs.view(), ref_sketches.view())?;
+    engine.set_reference_bank(golden.ref_img.view(), golden.ref_sketch.view())?;
     let bank_s = t.elapsed().as_secs_f64();
-    let input = RenderInput {
-        face: face.view(),
-        target_sketches: sketches.view(),
-        audio: audio.view(),
+    let input = RendererInput {
+        face: golden.face.view(),
+        target_sketches: golden.target_sketches.view(),
+        audio: golden.audio.view(),
     };
     engine.render(&input)?; // warm-up: first runs allocate and plan
     let (mut frame, mut modulation, mut flow, mut warp, mut translation) =
@@ -151,12 +129,16 @@ fn renderer(c: &Common, n: usize, iterations: usize) -> anyhow::Result<()> {
     let per_frame = median(frame);
     let threads = threads_used(c.threads);
     if c.json {
-        let v = json!({"references": n, "threads": threads, "device": device, "iterations": iterations,
-                       "per_frame_s": per_frame, "stages": stages});
+        let v = json!({"references": n, "threads": threads, "device": device,
+                       "precision": precision.to_string(), "graphs": engine.stages(),
+                       "iterations": iterations, "per_frame_s": per_frame,
+                       "frames_per_s": 1.0 / per_frame.max(1e-9), "stages": stages});
         println!("{v}");
     } else {
         println!(
-            "renderer on {device}, {n} references, {threads} thread(s), median of {iterations} frames"
+            "renderer on {device} ({precision}), {n} references, {threads} thread(s), median of \
+             {iterations} frames; graphs {}",
+            engine.stages().join(", ")
         );
         if let Some(map) = stages.as_object() {
             for (k, v) in map {
@@ -164,6 +146,7 @@ fn renderer(c: &Common, n: usize, iterations: usize) -> anyhow::Result<()> {
             }
         }
         println!("  {:<20} {:9.1} ms", "per frame", per_frame * 1e3);
+        println!("  {:<20} {:9.2}", "frames/s", 1.0 / per_frame.max(1e-9));
     }
     Ok(())
 }

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use iplap::checkpoint::{Network, ValidatedStateDict, load_checkpoint, validate};
-use iplap::graph::package::{SourceCheckpoint, write_package};
-use iplap::graph::weights::WeightSource;
-use iplap::weights::FormulaWeights;
+use crate::checkpoint::{Network, ValidatedStateDict, load_checkpoint, validate};
+use crate::graph::package::{SourceCheckpoint, write_package};
+use crate::graph::weights::WeightSource;
+use crate::weights::FormulaWeights;
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).multiple(true)

@@ -1,18 +1,18 @@
-//! `FrameRenderer` (src/engine/render.rs, spec §1.7 steps 3-9) against the building blocks it is
-//! made of: `RenderEngine::render` on independently built tensors, and the golden-tested paste of
+//! `FrameCompositor` (src/engine/render.rs, spec §1.7 steps 3-9) against the building blocks it is
+//! made of: `RendererModel::render` on independently built tensors, and the golden-tested paste of
 //! the image module. Model: the reference formula weights, written once per test binary as a model
 //! package. Frames, landmarks and boxes: `golden/public/facemesh/129` (60 frames, 256 x 256).
 //!
 //! Renders are the expensive part on a 2-core machine (an N = 25 frame takes seconds), so only one
 //! test uses all 25 references; the others use 3-5.
 
-#[path = "engine_render/fixture.rs"]
+#[path = "compose/fixture.rs"]
 mod fixture;
 
 use fixture::*;
 use iplap::engine::bank::ReferenceBank;
-use iplap::engine::render::{
-    FrameInput, FrameRenderError, FrameRenderer, MeshPoints, reference_subset,
+use iplap::engine::compose::{
+    ComposeError, FrameCompositor, FrameInput, MeshPoints, reference_subset,
 };
 use iplap::face::crop_box::CropBox;
 use iplap::image::{ChannelOrder, ImageMut};
@@ -35,7 +35,7 @@ fn n25_matches_engine_and_golden_paste() {
     let (want_face, want_sketches) = direct_render(g, f, &w, &bank, 25);
     assert_eq!(fr.target_sketches(), want_sketches.view());
     let d = max_abs(fr.generated_face(), want_face.view());
-    eprintln!("N=25 generated face vs RenderEngine::render: max abs diff {d:.3e}");
+    eprintln!("N=25 generated face vs RendererModel::render: max abs diff {d:.3e}");
     assert!(d <= TOL);
 
     let (want, pb) = reference_paste(g, f, fr.generated_face(), true);
@@ -93,7 +93,7 @@ fn five_references_layouts_and_box() {
     assert!(s1.encoded_references);
     let (want_face, _) = direct_render(g, f, &w, &bank, 5);
     let d = max_abs(fr.generated_face(), want_face.view());
-    eprintln!("N=5 generated face vs RenderEngine::render: max abs diff {d:.3e}");
+    eprintln!("N=5 generated face vs RendererModel::render: max abs diff {d:.3e}");
     assert!(d <= TOL);
     let (want, _) = reference_paste(g, f, fr.generated_face(), false);
     assert_eq!(count_bad(&frame, &want), 0);
@@ -184,7 +184,7 @@ fn bank_change_invalidates_cached_references() {
     let bank_a = spec_bank(g);
     let bank_b = bank_of(g, &(5..30).rev().collect::<Vec<_>>());
     let mut fr = renderer(3, true);
-    let run = |fr: &mut FrameRenderer, bank: &ReferenceBank| {
+    let run = |fr: &mut FrameCompositor, bank: &ReferenceBank| {
         let mut frame = g.frames[f].clone();
         let mut view = ImageMut::packed(&mut frame, W, H, ChannelOrder::Rgb).unwrap();
         let s = fr.render_frame(&mut view, &input(g, f, &w, bank)).unwrap();
@@ -232,9 +232,9 @@ fn bank_change_invalidates_cached_references() {
 fn bad_inputs_are_errors() {
     let Some(g) = golden() else { return };
     for n in [0, 26] {
-        let e = FrameRenderer::from_package(package(), settings(n, true)).err();
+        let e = FrameCompositor::from_package(package(), settings(n, true)).err();
         assert!(
-            matches!(e, Some(FrameRenderError::BadReferenceCount(m)) if m == n),
+            matches!(e, Some(ComposeError::BadReferenceCount(m)) if m == n),
             "{e:?}"
         );
     }
@@ -336,7 +336,7 @@ fn bad_inputs_are_errors() {
         if name == "bank too small" {
             assert!(matches!(
                 e,
-                FrameRenderError::TooFewReferences {
+                ComposeError::TooFewReferences {
                     requested: 3,
                     available: 2
                 }

@@ -8,7 +8,7 @@
 use crate::sizes::FACE_SIZE;
 use ndarray::{Array4, s};
 
-use super::FrameRenderError;
+use super::ComposeError;
 use crate::engine::bank::{IMAGE_REFERENCES, ReferenceBank};
 use crate::image::{ChannelOrder, ImageRef, SketchRasteriser, SketchScaling, bgr_to_chw};
 
@@ -22,12 +22,12 @@ use crate::image::{ChannelOrder, ImageRef, SketchRasteriser, SketchScaling, bgr_
 /// linspace over the openness ranking, from the most closed to the most open mouth). For
 /// `n == available` (the official 25 of 25) it is the identity. The indices are strictly increasing
 /// because `available ≥ n`.
-pub fn reference_subset(available: usize, n: usize) -> Result<Vec<usize>, FrameRenderError> {
+pub fn reference_subset(available: usize, n: usize) -> Result<Vec<usize>, ComposeError> {
     if n == 0 || n > IMAGE_REFERENCES {
-        return Err(FrameRenderError::BadReferenceCount(n));
+        return Err(ComposeError::BadReferenceCount(n));
     }
     if available < n {
-        return Err(FrameRenderError::TooFewReferences {
+        return Err(ComposeError::TooFewReferences {
             requested: n,
             available,
         });
@@ -45,19 +45,16 @@ pub(super) fn pack_references(
     bank: &ReferenceBank,
     indices: &[usize],
     rasteriser: &mut SketchRasteriser,
-) -> Result<(Array4<f32>, Array4<f32>), FrameRenderError> {
+) -> Result<(Array4<f32>, Array4<f32>), ComposeError> {
     let n = indices.len();
     let mut imgs = Array4::<f32>::zeros((n, 3, FACE_SIZE, FACE_SIZE));
     let mut sketches = Array4::<f32>::zeros((n, 3, FACE_SIZE, FACE_SIZE));
     for (k, &i) in indices.iter().enumerate() {
-        let reference = bank
-            .images
-            .get(i)
-            .ok_or(FrameRenderError::TooFewReferences {
-                requested: i + 1,
-                available: bank.images.len(),
-            })?;
-        let bad = |source| FrameRenderError::BadReference { index: i, source };
+        let reference = bank.images.get(i).ok_or(ComposeError::TooFewReferences {
+            requested: i + 1,
+            available: bank.images.len(),
+        })?;
+        let bad = |source| ComposeError::BadReference { index: i, source };
         let crop = ImageRef::packed(&reference.crop_bgr, FACE_SIZE, FACE_SIZE, ChannelOrder::Bgr)
             .map_err(bad)?;
         let mut img = imgs.slice_mut(s![k, .., .., ..]);
@@ -97,7 +94,7 @@ mod tests {
         }
         assert!(matches!(
             reference_subset(4, 5),
-            Err(FrameRenderError::TooFewReferences {
+            Err(ComposeError::TooFewReferences {
                 requested: 5,
                 available: 4
             })

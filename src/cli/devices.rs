@@ -1,7 +1,7 @@
 //! `iplap devices`: what this machine can run the networks on. Always exits 0: it reports,
 //! it does not judge.
 
-use iplap::runtime::{Device, DeviceConfig, nvidia, providers};
+use crate::runtime::{Device, DeviceConfig, nvidia, providers};
 
 #[derive(clap::Args)]
 pub struct DevicesArgs {
@@ -11,9 +11,9 @@ pub struct DevicesArgs {
 }
 
 pub fn run(args: DevicesArgs) -> anyhow::Result<()> {
-    match iplap::runtime::init() {
+    match crate::runtime::init() {
         Ok(lib) => {
-            let version = iplap::runtime::version().unwrap_or_else(|e| e.to_string());
+            let version = crate::runtime::version().unwrap_or_else(|e| e.to_string());
             let build = if providers::gpu_runtime_installed() {
                 "GPU build"
             } else {

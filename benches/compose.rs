@@ -1,4 +1,4 @@
-//! Frame renderer bench: seconds per video frame of `FrameRenderer::render_frame` (spec §1.7 steps
+//! Frame renderer bench: seconds per video frame of `FrameCompositor::render_frame` (spec §1.7 steps
 //! 3-9: target sketches, face crop, renderer, feathered paste-back) at N = 25 and N = 5 references,
 //! with the split per step. The reference encoding happens once per bank and is reported apart.
 //!
@@ -6,14 +6,14 @@
 //! reference formula weights written as a model package into a temporary folder; frames and
 //! landmarks: `shared/golden/public/facemesh/129` (256 x 256, RGB).
 //!
-//! `cargo bench -p iplap --bench frame_render`; environment: `IPLAP_BENCH_THREADS` (default 2),
+//! `cargo bench -p iplap --bench compose`; environment: `IPLAP_BENCH_THREADS` (default 2),
 //! `IPLAP_BENCH_ITERS` (frames per N, default 3), `IPLAP_BENCH_N` (comma list, default `25,5`).
 
 use std::time::Duration;
 
 use iplap::engine::bank::{ImageReference, LandmarkReference, ReferenceBank};
-use iplap::engine::render::{
-    FrameInput, FrameRenderer, FrameRendererSettings, FrameStats, MeshPoints,
+use iplap::engine::compose::{
+    CompositorSettings, FrameCompositor, FrameInput, FrameStats, MeshPoints,
 };
 use iplap::face::crop_box::{FaceGeometry, NormalisedSets};
 use iplap::graph::package::write_package;
@@ -102,18 +102,18 @@ fn main() {
         .map(|i| (i * 37 % 101) as f32 / 12.5 - 4.0)
         .collect();
     println!(
-        "frame_render: {w}x{h} RGB frames, {threads} threads, {iters} frames per N (after one warm-up \
+        "compose: {w}x{h} RGB frames, {threads} threads, {iters} frames per N (after one warm-up \
          frame that also encodes the bank)"
     );
     for &n in &ns {
-        let settings = FrameRendererSettings {
+        let settings = CompositorSettings {
             references: n,
             blend: true,
             show_sketch: false,
             threads,
             device: iplap::runtime::DeviceConfig::cpu(),
         };
-        let mut fr = FrameRenderer::from_package(&pkg, settings).expect("renderer");
+        let mut fr = FrameCompositor::from_package(&pkg, settings).expect("renderer");
         let mut stats: Vec<FrameStats> = Vec::new();
         let mut encode = Duration::ZERO;
         for i in 0..=iters {

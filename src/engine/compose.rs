@@ -1,4 +1,4 @@
-//! The render side of the engine: [`FrameRenderer`] turns one video frame plus its landmark
+//! The compositor: [`FrameCompositor`] turns one video frame plus its landmark
 //! metadata into the lip-synced frame, in place. It is what the `iplaprender` element calls per
 //! buffer (ARCHITECTURE "Data contracts").
 //!
@@ -6,12 +6,12 @@
 //! 1. the five target sketches (POSE of window frame j then predicted CONTENT j, canvas from crop
 //!    f_j's size, `f32` then `/255` in `f32`; spec §1.7 step 3, §4);
 //! 2. the face crop at the crop box, 128 × 128 BGR `uint8`, CHW `f32` (step 4; the lower half is
-//!    zeroed by [`RenderEngine::render`] itself);
-//! 3. the renderer ([`RenderEngine`], spec §7.3) with the reference encoding cached per bank id and
+//!    zeroed by [`RendererModel::render`] itself);
+//! 3. the renderer ([`RendererModel`], spec §7.3) with the reference encoding cached per bank id and
 //!    reference count (stage (a) costs about as much as a whole frame, so it is never redone for
 //!    an unchanged bank);
 //! 4. the paste-back: `trunc(255 x)`, cv2-exact resize into the box and, with
-//!    [`FrameRendererSettings::blend`], the feathered mask of the 36-point contour polygon
+//!    [`CompositorSettings::blend`], the feathered mask of the 36-point contour polygon
 //!    (`(int(w x), int(h y))` of the MediaPipe points; spec §1.7 steps 7-8, §1.8, README "crop").
 //!
 //! The frame may be in any colour order of [`ChannelOrder`](crate::image::ChannelOrder) with any stride; only the crop box and,
@@ -36,7 +36,7 @@ use crate::image::{
     bgr_to_chw, crop_face, face_to_u8, paste_face,
 };
 use crate::runtime::renderer::{
-    RenderConfig, RenderEngine, RenderError, RenderInput, RenderTimings, open_package,
+    RendererConfig, RendererError, RendererInput, RendererModel, RendererTimings, open_package,
 };
 use crate::runtime::{DeviceConfig, SessionConfig};
 use overlay::SketchOverlay;
@@ -49,13 +49,13 @@ pub const WINDOW_CONTENT_LEN: usize = WINDOW * 2 * CONTENT.len();
 pub const MEL_LEN: usize = 80 * 16;
 const PLANE: usize = FACE_SIZE * FACE_SIZE;
 
-/// Errors of [`FrameRenderer`]; bad input is reported, never a panic. On any error the frame is
+/// Errors of [`FrameCompositor`]; bad input is reported, never a panic. On any error the frame is
 /// left untouched (everything is validated before the first write).
 #[derive(Debug, thiserror::Error)]
-pub enum FrameRenderError {
+pub enum ComposeError {
     /// Loading or running the renderer failed.
     #[error(transparent)]
-    Render(#[from] RenderError),
+    Render(#[from] RendererError),
     /// An image primitive rejected its input (e.g. a grey frame, a window crop size of 0).
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -87,9 +87,9 @@ pub enum FrameRenderError {
     },
 }
 
-/// Settings of a [`FrameRenderer`] (the element's properties).
+/// Settings of a [`FrameCompositor`] (the element's properties).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameRendererSettings {
+pub struct CompositorSettings {
     /// Number of image references, `1..=25`; which ones: [`reference_subset`]. Fewer is faster
     /// (stages (c) and (d) scale with it), 25 is the official setting.
     pub references: usize,
@@ -109,9 +109,9 @@ pub struct FrameRendererSettings {
     pub device: DeviceConfig,
 }
 
-impl Default for FrameRendererSettings {
+impl Default for CompositorSettings {
     fn default() -> Self {
-        FrameRendererSettings {
+        CompositorSettings {
             references: IMAGE_REFERENCES,
             blend: true,
             show_sketch: false,
@@ -121,23 +121,23 @@ impl Default for FrameRendererSettings {
     }
 }
 
-impl FrameRendererSettings {
-    /// The [`RenderConfig`] these settings build an engine with.
-    pub fn render_config(&self) -> RenderConfig {
-        RenderConfig {
+impl CompositorSettings {
+    /// The [`RendererConfig`] these settings build an engine with.
+    pub fn render_config(&self) -> RendererConfig {
+        RendererConfig {
             session: SessionConfig {
                 device: self.device.clone(),
                 intra_threads: self.threads,
                 ..SessionConfig::default()
             },
             warp_threads: self.threads,
-            ..RenderConfig::default()
+            ..RendererConfig::default()
         }
     }
 }
 
 /// Where the 478 (or 468) MediaPipe points of the rendered frame are given; read only for the
-/// paste polygon, i.e. only with [`FrameRendererSettings::blend`].
+/// paste polygon, i.e. only with [`CompositorSettings::blend`].
 #[derive(Debug, Clone, Copy)]
 pub enum MeshPoints<'a> {
     /// MediaPipe's normalised `(x / width, y / height)`: the polygon is `(int(w x), int(h y))` with
@@ -168,7 +168,7 @@ pub struct FrameInput<'a> {
     pub bank: &'a ReferenceBank,
 }
 
-/// Wall-clock time of each step of [`FrameRenderer::render_frame`].
+/// Wall-clock time of each step of [`FrameCompositor::render_frame`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FrameStats {
     /// The five target sketches.
@@ -180,7 +180,7 @@ pub struct FrameStats {
     /// Whether this frame (re-)encoded the reference bank.
     pub encoded_references: bool,
     /// The renderer's per-frame stages (b)-(e).
-    pub render: RenderTimings,
+    pub render: RendererTimings,
     /// `trunc(255 x)`, resize, mask, blur and blend.
     pub paste: Duration,
     /// The `show_sketch` overlay.
@@ -192,9 +192,9 @@ pub struct FrameStats {
 /// Renders frames in place; see the module documentation. Holds the renderer sessions, the cached
 /// reference encoding and per-frame scratch (no large allocation per frame once warmed up,
 /// apart from the renderer's own tensors).
-pub struct FrameRenderer {
-    engine: RenderEngine,
-    settings: FrameRendererSettings,
+pub struct FrameCompositor {
+    engine: RendererModel,
+    settings: CompositorSettings,
     /// `(bank id, references, bank image count)` of the encoding the engine holds.
     cached: Option<(u64, usize, usize)>,
     rasteriser: SketchRasteriser,
@@ -209,13 +209,10 @@ pub struct FrameRenderer {
     generated: Array4<f32>,
 }
 
-impl FrameRenderer {
+impl FrameCompositor {
     /// A renderer from a model package folder (`iplap convert` output), with sessions configured
-    /// by `settings` ([`FrameRendererSettings::render_config`]).
-    pub fn from_package(
-        dir: &Path,
-        settings: FrameRendererSettings,
-    ) -> Result<Self, FrameRenderError> {
+    /// by `settings` ([`CompositorSettings::render_config`]).
+    pub fn from_package(dir: &Path, settings: CompositorSettings) -> Result<Self, ComposeError> {
         check_reference_count(settings.references)?;
         let engine = open_package(dir, settings.render_config())?;
         Self::new(engine, settings)
@@ -223,13 +220,10 @@ impl FrameRenderer {
 
     /// A renderer around an existing engine (its bank, if any, is replaced on the first frame;
     /// `settings.threads` is not applied to it).
-    pub fn new(
-        engine: RenderEngine,
-        settings: FrameRendererSettings,
-    ) -> Result<Self, FrameRenderError> {
+    pub fn new(engine: RendererModel, settings: CompositorSettings) -> Result<Self, ComposeError> {
         check_reference_count(settings.references)?;
         let tensor = || Array4::<f32>::zeros((1, 3, FACE_SIZE, FACE_SIZE));
-        Ok(FrameRenderer {
+        Ok(FrameCompositor {
             engine,
             settings,
             cached: None,
@@ -247,12 +241,12 @@ impl FrameRenderer {
     }
 
     /// The current settings.
-    pub fn settings(&self) -> &FrameRendererSettings {
+    pub fn settings(&self) -> &CompositorSettings {
         &self.settings
     }
 
     /// Changes the number of references; the bank is re-encoded on the next frame.
-    pub fn set_references(&mut self, references: usize) -> Result<(), FrameRenderError> {
+    pub fn set_references(&mut self, references: usize) -> Result<(), ComposeError> {
         check_reference_count(references)?;
         self.settings.references = references;
         Ok(())
@@ -283,7 +277,7 @@ impl FrameRenderer {
         &mut self,
         frame: &mut ImageMut,
         input: &FrameInput,
-    ) -> Result<FrameStats, FrameRenderError> {
+    ) -> Result<FrameStats, ComposeError> {
         let start = Instant::now();
         let mut stats = FrameStats::default();
         let rect = check_input(frame, input)?;
@@ -312,7 +306,7 @@ impl FrameRenderer {
         stats.encoded_references = self.ensure_references(input.bank)?;
         stats.reference_encoding = t.elapsed();
 
-        let out = self.engine.render(&RenderInput {
+        let out = self.engine.render(&RendererInput {
             face: self.face.view(),
             target_sketches: self.sketches.view(),
             audio: self.audio.view(),
@@ -341,7 +335,7 @@ impl FrameRenderer {
     }
 
     /// Spec §1.7 step 3 for j = 0..4 into `self.sketches`; keeps the centre one for the overlay.
-    fn draw_target_sketches(&mut self, input: &FrameInput) -> Result<(), FrameRenderError> {
+    fn draw_target_sketches(&mut self, input: &FrameInput) -> Result<(), ComposeError> {
         let (np, nc) = (POSE.len(), CONTENT.len());
         let out = self.sketches.as_slice_mut().expect("standard layout");
         for (j, out) in out.chunks_exact_mut(3 * PLANE).enumerate() {
@@ -365,7 +359,7 @@ impl FrameRenderer {
 
     /// Encodes the bank's reference subset unless the engine already holds it. Returns whether it
     /// encoded. The cache key is dropped first, so a failed encoding is retried next frame.
-    fn ensure_references(&mut self, bank: &ReferenceBank) -> Result<bool, FrameRenderError> {
+    fn ensure_references(&mut self, bank: &ReferenceBank) -> Result<bool, ComposeError> {
         let n = self.settings.references;
         let key = (bank.id(), n, bank.images.len());
         if self.cached == Some(key) {
@@ -384,22 +378,22 @@ impl FrameRenderer {
 // The element keeps its renderer behind a mutex and renders on a streaming thread.
 const _: () = {
     const fn assert_send<T: Send>() {}
-    assert_send::<FrameRenderer>();
+    assert_send::<FrameCompositor>();
 };
 
-fn check_reference_count(n: usize) -> Result<(), FrameRenderError> {
+fn check_reference_count(n: usize) -> Result<(), ComposeError> {
     if n == 0 || n > IMAGE_REFERENCES {
-        return Err(FrameRenderError::BadReferenceCount(n));
+        return Err(ComposeError::BadReferenceCount(n));
     }
     Ok(())
 }
 
 /// Validates everything `render_frame` reads before it writes anything; returns the box as a rect.
-fn check_input(frame: &ImageMut, input: &FrameInput) -> Result<Rect, FrameRenderError> {
+fn check_input(frame: &ImageMut, input: &FrameInput) -> Result<Rect, ComposeError> {
     let b = input.crop_box;
     let (width, height) = (frame.width(), frame.height());
     if b.x1 >= b.x2 || b.y1 >= b.y2 || b.x2 > width || b.y2 > height {
-        return Err(FrameRenderError::BadBox {
+        return Err(ComposeError::BadBox {
             crop_box: b,
             width,
             height,
@@ -423,7 +417,7 @@ fn check_input(frame: &ImageMut, input: &FrameInput) -> Result<Rect, FrameRender
     ];
     for (what, expected, got) in lengths {
         if expected != got {
-            return Err(FrameRenderError::BadLength {
+            return Err(ComposeError::BadLength {
                 what,
                 expected,
                 got,
@@ -434,9 +428,7 @@ fn check_input(frame: &ImageMut, input: &FrameInput) -> Result<Rect, FrameRender
 }
 
 /// The paste polygon from mesh points already in frame pixels: truncation toward zero.
-fn pixel_polygon(
-    points: &[[f32; 2]],
-) -> Result<[(i64, i64); PASTE_CONTOUR.len()], FrameRenderError> {
+fn pixel_polygon(points: &[[f32; 2]]) -> Result<[(i64, i64); PASTE_CONTOUR.len()], ComposeError> {
     if points.len() < MIN_LANDMARKS {
         return Err(CropBoxError::TooFewLandmarks(points.len()).into());
     }

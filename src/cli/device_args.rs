@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::runtime::{Device, DeviceConfig, MAX_DEVICE_ID, Precision, providers};
 use anyhow::Context;
-use iplap::runtime::{Device, DeviceConfig, MAX_DEVICE_ID, Precision, providers};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct DeviceArgs {
@@ -39,7 +39,7 @@ impl DeviceArgs {
     /// user may expect (`auto` falling back although a GPU runtime or driver is present). An
     /// explicit device that cannot run is an error naming the missing piece.
     pub fn resolve(&self) -> anyhow::Result<DeviceConfig> {
-        iplap::runtime::init().context("cannot load ONNX Runtime")?;
+        crate::runtime::init().context("cannot load ONNX Runtime")?;
         let resolution = providers::resolve(&self.config())?;
         if resolution.fell_back_from_gpu() {
             eprintln!(

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The GPU check: what needs an NVIDIA GPU, in one run of at most 8 minutes, on a machine with only
+# an NVIDIA driver, CUDA 13 libraries (cuBLAS, cuDNN 9, cudart, cuFFT, cuRAND: e.g. a PyTorch
+# installation's nvidia/*/lib folders) and what scripts/gpu-check/prepare.sh put in .gpu-check/
+# (no GStreamer, no Rust, no network). It prints:
+#   * the GPU, the driver, what `iplap-engine devices` finds;
+#   * for fp32, tf32 and fp16: parity of the GPU renderer and landmark generator with the CPU on
+#     the golden inputs and the reference formula weights (fp32/tf32 must be within 2e-4; fp16
+#     reports PSNR), and which graphs each stage ran;
+#   * `bench renderer` frames/s at N = 25 and N = 5 references for fp32, tf32 and fp16;
+#   * with PyTorch there and .gpu-check/official/: the official renderer's frames/s on the same
+#     GPU (scripts/gpu-check/official_renderer.py), so the speed-up is a ratio from one run.
+#
+#   scripts/gpu-check/prepare.sh --official IP_LAP_DIR     # on a development machine
+#   bash scripts/gpu-check.sh [--device cuda] [--iterations 20]   # on the GPU machine
+#
+# Environment: IPLAP_CUDA_LIBS = a folder holding nvidia/*/lib (default: found through python3);
+# IPLAP_GPU_CHECK_DIR = what prepare.sh wrote (default .gpu-check); IPLAP_GPU_CHECK_WORK = scratch
+# folder (default /tmp/iplap-gpu-check). `--device cpu` rehearses every step on the CPU (one
+# iteration, 5 references) where there is no GPU.
+set -Euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+device=cuda
+iterations=20
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) device="$2"; shift 2 ;;
+    --iterations) iterations="$2"; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "gpu-check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+refs_list=(25 5)
+precisions=(fp32 tf32 fp16)
+parity_args=()
+if [ "$device" = cpu ]; then
+  iterations=1
+  refs_list=(5)
+  precisions=(fp32)
+  parity_args=(--target gpu) # the GPU graphs, against the CPU ones
+fi
+
+start=$(date +%s)
+failures=()
+step() { echo; echo "==> $* ($(( $(date +%s) - start )) s)"; }
+# Runs a step with a time limit; a failure is reported and counted, the check goes on.
+run() {
+  local limit=$1; shift
+  timeout --kill-after=10 "$limit" "$@"
+  local rc=$?
+  if [ $rc -ne 0 ]; then
+    [ $rc -eq 124 ] && echo "!! timed out after ${limit}s: $*"
+    failures+=("$* (exit $rc)")
+  fi
+  return $rc
+}
+
+bundle="${IPLAP_GPU_CHECK_DIR:-.gpu-check}"
+work="${IPLAP_GPU_CHECK_WORK:-/tmp/iplap-gpu-check}"
+rm -rf "$work"
+mkdir -p "$work"
+if [ -f "$bundle/engine.tar.xz" ]; then
+  xz -dc "$bundle/engine.tar.xz" | tar -C "$work" -xf -
+elif [ -d "$bundle/engine" ]; then
+  cp -a "$bundle/engine/." "$work/"
+else
+  echo "gpu-check.sh: no .gpu-check/engine.tar.xz: run scripts/gpu-check/prepare.sh first" >&2
+  exit 1
+fi
+engine="$work/bin/iplap-engine"
+
+# The CUDA libraries: the engine preloads them from nvidia/*/lib beside ONNX Runtime's folder.
+cuda_libs="${IPLAP_CUDA_LIBS:-}"
+if [ -z "$cuda_libs" ] && command -v python3 >/dev/null; then
+  cuda_libs=$(python3 -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))' \
+    2>/dev/null || true)
+fi
+if [ -n "$cuda_libs" ] && [ -d "$cuda_libs/nvidia" ]; then
+  ln -s "$cuda_libs/nvidia" "$work/nvidia"
+else
+  echo "note: no nvidia/*/lib folders found (set IPLAP_CUDA_LIBS); using the system's libraries"
+fi
+export ORT_DYLIB_PATH="$work/onnxruntime/capi/libonnxruntime.so"
+
+step "machine"
+uname -srm
+command -v nvidia-smi >/dev/null &&
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
+echo "CUDA libraries: ${cuda_libs:-system}"
+run 60 "$engine" devices
+
+step "model package (reference formula weights)"
+run 180 "$engine" convert --reference-weights --out "$work/models" > "$work/convert.log" 2>&1 &&
+  tail -n 1 "$work/convert.log" || cat "$work/convert.log"
+
+for p in "${precisions[@]}"; do
+  step "parity with the CPU: $device $p"
+  run 120 "$engine" parity --models "$work/models" --device "$device" --precision "$p" \
+    --references "${refs_list[0]}" "${parity_args[@]}"
+done
+
+for p in "${precisions[@]}"; do
+  for n in "${refs_list[@]}"; do
+    step "bench renderer: $device $p, N = $n"
+    run 120 "$engine" bench renderer --models "$work/models" --device "$device" --precision "$p" \
+      --references "$n" --iterations "$iterations"
+  done
+done
+
+if [ -d "$bundle/official" ] && python3 -c 'import torch' 2>/dev/null; then
+  step "official PyTorch renderer on the same $device"
+  args=()
+  for n in "${refs_list[@]}"; do args+=(--references "$n"); done
+  run 180 python3 scripts/gpu-check/official_renderer.py --official "$bundle/official" \
+    --device "$device" --iterations "$iterations" "${args[@]}"
+else
+  step "official PyTorch renderer: skipped (no PyTorch or no $bundle/official)"
+fi
+
+echo
+echo "==> done in $(( $(date +%s) - start )) s"
+if [ ${#failures[@]} -gt 0 ]; then
+  printf '!! failed: %s\n' "${failures[@]}"
+  exit 1
+fi
