@@ -95,6 +95,11 @@ step "model package (reference formula weights)"
 run 180 "$engine" convert --reference-weights --out "$work/models" > "$work/convert.log" 2>&1 &&
   tail -n 1 "$work/convert.log" || cat "$work/convert.log"
 
+if [ "$device" = cpu ]; then
+  step "parity with the CPU: the fp16 GPU graphs on the cpu"
+  run 120 "$engine" parity --models "$work/models" --device cpu --target gpu \
+    --graph-precision fp16 --references "${refs_list[0]}"
+fi
 for p in "${precisions[@]}"; do
   step "parity with the CPU: $device $p"
   run 120 "$engine" parity --models "$work/models" --device "$device" --precision "$p" \

@@ -144,7 +144,10 @@ fn formula_package_eval_and_bench() {
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(v["references"], 2);
     assert_eq!(v["threads"], 2);
+    assert_eq!(v["precision"], "fp32");
     assert!(v["per_frame_s"].as_f64().unwrap() > 0.0);
+    assert!(v["frames_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["graphs"][3], "renderer_translation", "{v}");
     for stage in ["modulation", "flow_head", "warp", "translation"] {
         assert!(v["stages"][stage].as_f64().unwrap() > 0.0, "{stage}");
     }
@@ -163,6 +166,62 @@ fn formula_package_eval_and_bench() {
     for stage in ["mel_encoder", "pose_encoder", "fusion"] {
         assert!(v["stages"][stage].as_f64().unwrap() > 0.0, "{stage}");
     }
+}
+
+/// `iplap parity` (also in `iplap-engine`, the GPU check's tool): the GPU graphs on the CPU against
+/// the CPU graphs, on the golden inputs; and a limit they cannot meet makes it fail.
+#[test]
+fn parity_compares_a_device_with_the_cpu() {
+    let dir = temp_dir("parity");
+    let pkg = dir.join("pkg");
+    iplap(&[
+        "convert".as_ref(),
+        "--reference-weights".as_ref(),
+        "--out".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    let args = |extra: &[&'static str]| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = ["parity", "--models"].map(Into::into).to_vec();
+        a.push(pkg.clone().into_os_string());
+        let common = ["--device", "cpu", "--target", "gpu", "--references", "3"];
+        a.extend(common.iter().chain(extra).map(Into::into));
+        a
+    };
+    let ok = args(&["--json"]);
+    let run = iplap(&ok.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["stages"][2], "renderer_flow_head_gpu", "{v}");
+    assert_eq!(v["stages"][3], "renderer_translation_gpu", "{v}");
+    for out in ["generated_face", "wrapped_ref", "predict_content"] {
+        let d = v[out]["max_abs"].as_f64().unwrap();
+        assert!(d <= 2e-4, "{out}: {d}");
+    }
+    assert!(
+        v["generated_face"]["psnr_db"].as_f64().unwrap() > 60.0,
+        "{v}"
+    );
+    // The fp16 graphs (what cuda runs at precision=fp16): no absolute limit, PSNR ≥ 40 dB.
+    let half = args(&["--graph-precision", "fp16", "--json"]);
+    let run = iplap(&half.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["stages"][3], "renderer_translation_gpu_fp16", "{v}");
+    assert!(v["max_abs_allowed"].is_null(), "{v}");
+    let psnr = v["generated_face"]["psnr_db"].as_f64().unwrap();
+    eprintln!("fp16 graphs on the CPU provider: generated_face PSNR {psnr:.1} dB");
+    assert!(psnr >= 40.0, "{v}");
+    // The GPU graphs differ from the CPU ones in summation order: not bit-exact, so a zero
+    // limit fails, naming the difference.
+    let strict = args(&["--max-abs", "0"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_iplap"))
+        .args(&strict)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("cpu differs from the CPU reference by"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `iplap bench renderer|landmark-generator --models DIR`: per-stage and per-frame (per-window)
 //! medians on deterministic inputs (the reference formula inputs), as text or one JSON object.
 
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -173,7 +174,14 @@ fn landmark_generator(c: &Common, iterations: usize) -> anyhow::Result<()> {
         LandmarkGenerator::from_file(&package.stage_path("landmark_generator")?, &session)?;
     let windows = iterations + 1; // the first window encodes everything: warm-up, not timed
     let chunks: Vec<Vec<f32>> = (0..windows + 4)
-        .map(|i| golden_input(&format!("bench_chunk{i}"), &[1, 80, 16], 0.0, 4.0))
+        .map(|i| {
+            golden_input(
+                &format!("bench_chunk{i}"),
+                &[1, N_MELS, CHUNK_FRAMES],
+                0.0,
+                4.0,
+            )
+        })
         .collect();
     let frames: Vec<Vec<f32>> = (0..windows + 4)
         .map(|i| golden_input(&format!("bench_frame{i}"), &[2, 74], 0.5, 0.3))

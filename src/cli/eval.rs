@@ -1,6 +1,7 @@
 //! `iplap eval landmark-generator|renderer --models DIR --inputs DIR --out DIR`: one forward pass
 //! on `.npy` inputs named as in the golden `inputs/` folders, outputs under the golden names.
 
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use std::path::{Path, PathBuf};
 
 use crate::graph::package::ModelPackage;
@@ -42,6 +43,10 @@ pub struct EvalArgs {
     /// `--target gpu --device cpu` checks the GPU graphs without a GPU.
     #[arg(long, value_parser = |s: &str| s.parse::<crate::graph::target::GraphTarget>())]
     pub target: Option<crate::graph::target::GraphTarget>,
+    /// Which precision of the package's renderer graphs to run: fp32 or fp16 (default: the
+    /// device's). `--target gpu --graph-precision fp16 --device cpu` checks the fp16 graphs.
+    #[arg(long, value_parser = |s: &str| s.parse::<crate::graph::package::GraphPrecision>())]
+    pub graph_precision: Option<crate::graph::package::GraphPrecision>,
 }
 
 /// Reads `<dir>/<name>.npy` as float32 and checks its shape (`None` = any size on that axis).
@@ -146,6 +151,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             let config = RendererConfig {
                 session,
                 target: args.target,
+                graph_precision: args.graph_precision,
                 ..RendererConfig::default()
             };
             let mut engine = RendererModel::from_package(&package, config)?;
@@ -157,7 +163,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             let out = engine.render(&RendererInput {
                 face: as4(&face, [1, 3, 128, 128])?,
                 target_sketches: as4(&sketches, [5, 3, 128, 128])?,
-                audio: as4(&audio, [1, 1, 80, 16])?,
+                audio: as4(&audio, [1, 1, N_MELS, CHUNK_FRAMES])?,
             })?;
             output(&args.out, "generated_face", &out.generated_face)?;
             output(&args.out, "wrapped_ref", &out.wrapped_ref)?;

@@ -20,6 +20,7 @@
 mod overlay;
 mod refs;
 
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::sizes::{FACE_SIZE, WINDOW};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -235,7 +236,7 @@ impl FrameCompositor {
             overlay: SketchOverlay::default(),
             face: tensor(),
             sketches: Array4::zeros((WINDOW, 3, FACE_SIZE, FACE_SIZE)),
-            audio: Array4::zeros((1, 1, 80, 16)),
+            audio: Array4::zeros((1, 1, N_MELS, CHUNK_FRAMES)),
             generated: tensor(),
         })
     }

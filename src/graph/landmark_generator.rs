@@ -10,6 +10,7 @@ use super::onnx::{
     BatchNorm, ConvWeights, DType, GraphBuilder, LayerNorm, Linear, OnnxModel, TensorSpec, Value,
 };
 use super::weights::{WeightSource, Weights};
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::sizes::WINDOW;
 
 /// Input: mel chunks `T_mels` (1, 5, 1, 80, 16) f32 (spec app. D).
@@ -57,7 +58,7 @@ pub struct LandmarkGraphOptions {
 /// The graph's I/O contract: inputs, then outputs (with or without the intermediates).
 pub fn contract(opts: LandmarkGraphOptions) -> (Vec<TensorSpec>, Vec<TensorSpec>) {
     let inputs = vec![
-        TensorSpec::f32(T_MELS, &[1, WINDOW, 1, 80, 16]),
+        TensorSpec::f32(T_MELS, &[1, WINDOW, 1, N_MELS, CHUNK_FRAMES]),
         TensorSpec::f32(T_POSE, &[1, WINDOW, 2, 74]),
         TensorSpec::f32(NL_POSE, &[1, N_REF, 2, 74]),
         TensorSpec::f32(NL_CONTENT, &[1, N_REF, 2, 57]),
@@ -365,7 +366,7 @@ pub fn build_with(w: &Weights<'_>, opts: LandmarkGraphOptions) -> Result<OnnxMod
     };
 
     // Batch and time axes merged (B·T = 5, B·Nl = 15); Nl_ref = [POSE | CONTENT] (15, 2, 131).
-    let mels = b.reshape(mels, &[t, 1, 80, 16])?;
+    let mels = b.reshape(mels, &[t, 1, N_MELS as i64, CHUNK_FRAMES as i64])?;
     let pose = b.reshape(pose, &[t, 2, 74])?;
     let nl_pose = b.reshape(nl_pose, &[nr, 2, 74])?;
     let nl_content = b.reshape(nl_content, &[nr, 2, 57])?;

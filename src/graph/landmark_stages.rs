@@ -22,6 +22,7 @@ use super::landmark_generator::{
 };
 use super::onnx::{DType, Dim, GraphBuilder, LayerNorm, OnnxModel, TensorSpec, Value};
 use super::weights::{WeightSource, Weights};
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::sizes::WINDOW;
 
 /// Mel encoder input: chunks (n, 1, 80, 16).
@@ -85,7 +86,7 @@ impl LandmarkStage {
         };
         match self {
             LandmarkStage::MelEncoder => (
-                vec![spec(MEL_CHUNKS, &[1, 80, 16])],
+                vec![spec(MEL_CHUNKS, &[1, N_MELS, CHUNK_FRAMES])],
                 vec![spec(MEL_EMBEDDING, &[D_MODEL])],
             ),
             LandmarkStage::PoseEncoder => (

@@ -9,6 +9,7 @@
 //! * [`landmark_stages`]: the same network split for streaming (spec §7.2).
 //! * [`package`]: the model package on disk (ONNX files + `manifest.json`).
 
+pub mod fp16;
 pub mod landmark_generator;
 pub mod landmark_stages;
 pub mod onnx;

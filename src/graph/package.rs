@@ -16,12 +16,14 @@ use sha2::{Digest, Sha256};
 mod check;
 
 use super::GraphError;
+use super::fp16;
 use super::landmark_generator::{self, LandmarkGraphOptions};
 use super::landmark_stages::{self, LandmarkStage};
 use super::onnx::{IR_VERSION, OPSET, OnnxModel, TensorSpec};
 use super::renderer;
 use super::target::GraphTarget;
 use super::weights::{RecordingSource, WeightSource};
+use crate::runtime::{Device, Precision};
 
 /// Name of the manifest inside the package folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -45,6 +47,10 @@ pub struct StageDef {
     pub file: &'static str,
     /// Which providers the graph is for.
     pub target: GraphTarget,
+    /// Also write an fp16 form, stage `<name>_fp16` ([`stage_for_precision`]), for the GPU
+    /// providers without an fp16 mode of their own (CUDA, TensorRT-RTX). Only for stages a GPU
+    /// runs (target `any` or `gpu`).
+    pub fp16: bool,
     /// Emits the stage's graph from that network's weights.
     pub build: fn(&dyn WeightSource) -> Result<OnnxModel, GraphError>,
     /// The graph's I/O contract (inputs, outputs): what `build` declares and the runtime feeds.
@@ -62,6 +68,7 @@ pub const LANDMARK_GENERATOR_STAGE: StageDef = StageDef {
     network: "landmark_generator",
     file: "landmark_generator.onnx",
     target: GraphTarget::Any,
+    fp16: false,
     build: build_landmark_generator,
     contract: || landmark_generator::contract(LandmarkGraphOptions::default()),
 };
@@ -74,6 +81,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         network: "landmark_generator",
         file: "landmark_mel_encoder.onnx",
         target: GraphTarget::Any,
+        fp16: false,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::MelEncoder),
         contract: || LandmarkStage::MelEncoder.contract(),
     },
@@ -82,6 +90,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         network: "landmark_generator",
         file: "landmark_pose_encoder.onnx",
         target: GraphTarget::Any,
+        fp16: false,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::PoseEncoder),
         contract: || LandmarkStage::PoseEncoder.contract(),
     },
@@ -90,6 +99,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         network: "landmark_generator",
         file: "landmark_ref_encoder.onnx",
         target: GraphTarget::Any,
+        fp16: false,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::RefEncoder),
         contract: || LandmarkStage::RefEncoder.contract(),
     },
@@ -98,6 +108,7 @@ pub const LANDMARK_STREAMING_STAGES: [StageDef; 4] = [
         network: "landmark_generator",
         file: "landmark_fusion.onnx",
         target: GraphTarget::Any,
+        fp16: false,
         build: |src| landmark_stages::build_stage(src, LandmarkStage::Fusion),
         contract: || LandmarkStage::Fusion.contract(),
     },
@@ -200,9 +211,131 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GraphError + '_ {
     }
 }
 
+/// Arithmetic precision of a stage's graph (the manifest's `precision`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GraphPrecision {
+    /// float32 weights and activations.
+    #[default]
+    Fp32,
+    /// float16 weights and activations, float32 inputs and outputs, normalisations in fp32
+    /// ([`fp16::to_fp16`] with [`fp16::KEEP_FP32`]). Written for [`StageDef::fp16`] stages.
+    Fp16,
+}
+
+impl GraphPrecision {
+    /// The manifest's spelling.
+    pub fn nick(self) -> &'static str {
+        match self {
+            GraphPrecision::Fp32 => "fp32",
+            GraphPrecision::Fp16 => "fp16",
+        }
+    }
+
+    /// Which graphs a device runs at a `precision`: the fp16 graphs for `cuda` and `tensorrt-rtx`
+    /// at fp16 (the CUDA provider has no fp16 mode, and TensorRT-RTX builds strongly typed
+    /// networks, whose precision is the graph's tensor types); the fp32 graphs otherwise
+    /// (`tensorrt` switches on its own fp16 mode on them, tf32 is a math mode on fp32 tensors).
+    pub fn for_device(device: Device, precision: Precision) -> GraphPrecision {
+        match (device, precision) {
+            (Device::Cuda | Device::TensorRtRtx, Precision::Fp16) => GraphPrecision::Fp16,
+            _ => GraphPrecision::Fp32,
+        }
+    }
+}
+
+impl std::str::FromStr for GraphPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" => Ok(GraphPrecision::Fp32),
+            "fp16" => Ok(GraphPrecision::Fp16),
+            _ => Err(format!("unknown graph precision `{s}` (fp32 or fp16)")),
+        }
+    }
+}
+
+/// Suffix of the fp16 stages' names (and files, before `.onnx`).
+pub const FP16_SUFFIX: &str = "_fp16";
+
+/// The package stage that holds stage `base` (a [`StageDef::name`], e.g.
+/// [`renderer::TRANSLATION_GPU`]) in `precision`: `base` for fp32, `<base>_fp16` for fp16. Only
+/// [`StageDef::fp16`] stages have an fp16 form; [`ModelPackage::stage_for_precision`] looks the
+/// result up and says why when it is missing.
+pub fn stage_for_precision(base: &str, precision: GraphPrecision) -> String {
+    match precision {
+        GraphPrecision::Fp32 => base.to_owned(),
+        GraphPrecision::Fp16 => format!("{base}{FP16_SUFFIX}"),
+    }
+}
+
+/// The inverse of [`stage_for_precision`]: a stage name's base stage and precision.
+pub fn base_stage(name: &str) -> (&str, GraphPrecision) {
+    match name.strip_suffix(FP16_SUFFIX) {
+        Some(base) if STAGES.iter().any(|d| d.name == base && d.fp16) => {
+            (base, GraphPrecision::Fp16)
+        }
+        _ => (name, GraphPrecision::Fp32),
+    }
+}
+
+/// Manifest attribute of an fp16-capable stage whose fp16 form was not written, with the reason.
+pub const FP16_SKIPPED_ATTRIBUTE: &str = "fp16_skipped";
+
+/// Writes `bytes` as `dir/file` (through a `.partial` file, so a crash leaves no half file under
+/// the real name) and returns its sha256.
+fn write_file(dir: &Path, file: &str, bytes: &[u8]) -> Result<String, GraphError> {
+    let path = dir.join(file);
+    let tmp = dir.join(format!("{file}.partial"));
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    Ok(sha256_hex(bytes))
+}
+
+/// The fp16 stage of `def` (already built as `model`), or `None` with a warning when the weights
+/// do not fit fp16: the fp32 stages stay usable and the base stage's manifest entry records why
+/// ([`FP16_SKIPPED_ATTRIBUTE`]), so asking for fp16 later fails with that reason.
+fn write_fp16_stage(
+    dir: &Path,
+    def: &StageDef,
+    model: &OnnxModel,
+    base: &mut Stage,
+) -> Result<Option<Stage>, GraphError> {
+    let bad = fp16::out_of_range(model.proto(), &fp16::KEEP_FP32)?;
+    if let Some((name, max)) = bad.first() {
+        let reason = format!(
+            "{} weight tensor(s) exceed fp16's range ±{} (first: `{name}`, |x| up to {max:e})",
+            bad.len(),
+            fp16::FP16_MAX
+        );
+        log::warn!("stage `{}`: no fp16 form written: {reason}", def.name);
+        base.attributes
+            .insert(FP16_SKIPPED_ATTRIBUTE.to_owned(), reason);
+        return Ok(None);
+    }
+    let bytes = fp16::to_fp16_bytes(model.proto()).map_err(|e| match e {
+        GraphError::Invalid(m) => GraphError::invalid(format!("stage `{}`: {m}", def.name)),
+        other => other,
+    })?;
+    let stem = def.file.strip_suffix(".onnx").unwrap_or(def.file);
+    let file = format!("{stem}{FP16_SUFFIX}.onnx");
+    let sha256 = write_file(dir, &file, &bytes)?;
+    let attributes = BTreeMap::from([("fp32_ops".to_owned(), fp16::KEEP_FP32.join(","))]);
+    Ok(Some(Stage {
+        name: stage_for_precision(def.name, GraphPrecision::Fp16),
+        file,
+        sha256,
+        target: GraphTarget::Gpu,
+        precision: GraphPrecision::Fp16.nick().to_owned(),
+        attributes,
+        ..base.clone()
+    }))
+}
+
 /// Builds every registered stage whose network is in `networks` (network name → weights) and
-/// writes the package into `dir` (created if needed). The manifest is written last, so an
-/// interrupted conversion leaves no valid package. Returns the manifest.
+/// writes the package into `dir` (created if needed): each stage's graph, and for
+/// [`StageDef::fp16`] stages also its fp16 form (`<name>_fp16`, target `gpu`, precision `fp16`).
+/// The manifest is written last, so an interrupted conversion leaves no valid package. Returns the
+/// manifest.
 pub fn write_package(
     dir: &Path,
     networks: &[(&str, &dyn WeightSource)],
@@ -223,29 +356,36 @@ pub fn write_package(
         for def in STAGES.iter().filter(|d| d.network == *net) {
             let model = (def.build)(&recorder)?;
             let bytes = model.to_bytes();
-            let path = dir.join(def.file);
-            let tmp = dir.join(format!("{}.partial", def.file));
-            std::fs::write(&tmp, &bytes).map_err(io_err(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
-            stages.push(Stage {
+            let mut stage = Stage {
                 name: def.name.to_owned(),
                 network: def.network.to_owned(),
                 file: def.file.to_owned(),
-                sha256: sha256_hex(&bytes),
+                sha256: write_file(dir, def.file, &bytes)?,
                 target: def.target,
                 precision: fp32(),
                 inputs: model.inputs().to_vec(),
                 outputs: model.outputs().to_vec(),
                 attributes: BTreeMap::new(),
-            });
+            };
+            let half = if def.fp16 {
+                write_fp16_stage(dir, def, &model, &mut stage)?
+            } else {
+                None
+            };
+            stages.push(stage);
+            stages.extend(half);
         }
         let unused = recorder.unused();
         if !unused.is_empty() {
             unused_weights.insert((*net).to_owned(), unused);
         }
     }
-    // Manifest order is STAGES order, whatever order the networks were given in.
-    stages.sort_by_key(|s| STAGES.iter().position(|d| d.name == s.name));
+    // Manifest order is STAGES order, each fp16 form after its stage, whatever order the
+    // networks were given in.
+    stages.sort_by_key(|s| {
+        let (base, precision) = base_stage(&s.name);
+        (STAGES.iter().position(|d| d.name == base), precision as u8)
+    });
     let manifest = Manifest {
         format: PACKAGE_FORMAT.to_owned(),
         format_version: PACKAGE_VERSION,
@@ -366,6 +506,34 @@ impl ModelPackage {
     pub fn stage_path(&self, name: &str) -> Result<PathBuf, GraphError> {
         Ok(self.dir.join(&self.stage(name)?.file))
     }
+
+    /// Stage `base` in `precision` ([`stage_for_precision`]), e.g.
+    /// `(renderer::TRANSLATION_GPU, GraphPrecision::Fp16)` → `renderer_translation_gpu_fp16`.
+    /// A missing fp16 form is an error that says why: the stage has none, the weights did not fit
+    /// fp16 when the package was converted, or an older iplap converted it.
+    pub fn stage_for_precision(
+        &self,
+        base: &str,
+        precision: GraphPrecision,
+    ) -> Result<&Stage, GraphError> {
+        let name = stage_for_precision(base, precision);
+        if precision == GraphPrecision::Fp32 || self.manifest.stages.iter().any(|s| s.name == name)
+        {
+            return self.stage(&name);
+        }
+        let base_stage = self.stage(base)?;
+        let why = if let Some(reason) = base_stage.attributes.get(FP16_SKIPPED_ATTRIBUTE) {
+            format!("its weights did not fit fp16 at conversion: {reason}")
+        } else if STAGES.iter().any(|d| d.name == base && d.fp16) {
+            "it was converted by an iplap without fp16 graphs".to_owned()
+        } else {
+            "this stage has no fp16 form (only the stages a GPU runs do)".to_owned()
+        };
+        Err(GraphError::Package {
+            path: self.dir.clone(),
+            message: format!("has no stage `{name}` (fp16 form of `{base}`): {why}"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -463,12 +631,112 @@ mod tests {
         let w = FormulaWeights::new();
         let m = write_package(&dir, &[("renderer", &w), ("landmark_generator", &w)], &[]).unwrap();
         let names: Vec<&str> = m.stages.iter().map(|s| s.name.as_str()).collect();
-        let want: Vec<&str> = STAGES.iter().map(|d| d.name).collect();
+        // Each stage, then its fp16 form where it has one.
+        let mut want = Vec::new();
+        for d in STAGES {
+            want.push(d.name.to_owned());
+            if d.fp16 {
+                want.push(stage_for_precision(d.name, GraphPrecision::Fp16));
+            }
+        }
         assert_eq!(names, want);
         assert!(m.unused_weights.is_empty(), "formula sources list no keys");
         let pkg = ModelPackage::open(&dir).unwrap();
-        assert_eq!(pkg.manifest().stages.len(), STAGES.len());
+        assert_eq!(pkg.manifest().stages.len(), want.len());
+
+        for d in STAGES {
+            let fp32 = pkg
+                .stage_for_precision(d.name, GraphPrecision::Fp32)
+                .unwrap();
+            assert_eq!(
+                (fp32.name.as_str(), fp32.precision.as_str()),
+                (d.name, "fp32")
+            );
+            let fp16 = pkg.stage_for_precision(d.name, GraphPrecision::Fp16);
+            if !d.fp16 {
+                let e = fp16.unwrap_err().to_string();
+                assert!(e.contains("has no fp16 form"), "{e}");
+                continue;
+            }
+            let fp16 = fp16.unwrap();
+            assert_eq!(fp16.precision, "fp16");
+            assert_eq!(fp16.target, GraphTarget::Gpu);
+            assert_eq!((&fp16.inputs, &fp16.outputs), (&fp32.inputs, &fp32.outputs));
+            assert_ne!(fp16.sha256, fp32.sha256);
+            assert_eq!(base_stage(&fp16.name), (d.name, GraphPrecision::Fp16));
+            // Half the weight bytes: the file is well under the fp32 one.
+            let size = |s: &Stage| std::fs::metadata(dir.join(&s.file)).unwrap().len();
+            assert!(size(fp16) * 10 < size(fp32) * 6, "{}", fp16.file);
+        }
+        // Only stages a GPU runs have an fp16 form.
+        assert!(
+            STAGES
+                .iter()
+                .all(|d| !d.fp16 || d.target != GraphTarget::Cpu)
+        );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_fp16_form_says_why() {
+        let dir = temp_dir("nofp16");
+        let w = FormulaWeights::new();
+        let mut m = write_package(&dir, &[("renderer", &w)], &[]).unwrap();
+        let base = crate::graph::renderer::TRANSLATION_GPU;
+        // As written by an iplap without fp16 graphs.
+        m.stages.retain(|s| s.precision == "fp32");
+        let write = |m: &Manifest| {
+            let text = serde_json::to_string_pretty(m).unwrap();
+            std::fs::write(dir.join(MANIFEST_FILE), text).unwrap();
+            ModelPackage::open(&dir).unwrap()
+        };
+        let e = write(&m)
+            .stage_for_precision(base, GraphPrecision::Fp16)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("without fp16 graphs") && e.contains("iplap convert"),
+            "{e}"
+        );
+        // As written when the weights exceed fp16's range.
+        let stage = m.stages.iter_mut().find(|s| s.name == base).unwrap();
+        stage.attributes.insert(
+            FP16_SKIPPED_ATTRIBUTE.into(),
+            "1 weight tensor(s) exceed".into(),
+        );
+        let e = write(&m)
+            .stage_for_precision(base, GraphPrecision::Fp16)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("did not fit fp16") && e.contains("1 weight tensor(s)"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn devices_pick_fp16_graphs_only_without_an_fp16_mode() {
+        use GraphPrecision::{Fp16, Fp32};
+        let pick = GraphPrecision::for_device;
+        assert_eq!(pick(Device::Cuda, Precision::Fp16), Fp16);
+        assert_eq!(pick(Device::TensorRtRtx, Precision::Fp16), Fp16);
+        assert_eq!(pick(Device::TensorRt, Precision::Fp16), Fp32);
+        assert_eq!(pick(Device::Cuda, Precision::Tf32), Fp32);
+        assert_eq!(pick(Device::Cpu, Precision::Fp32), Fp32);
+        assert_eq!(
+            stage_for_precision("renderer_ref_encoder", Fp16),
+            "renderer_ref_encoder_fp16"
+        );
+        assert_eq!(
+            base_stage("renderer_ref_encoder"),
+            ("renderer_ref_encoder", Fp32)
+        );
+        // Not an fp16 stage: the suffix is part of an unknown name.
+        assert_eq!(
+            base_stage("landmark_fusion_fp16"),
+            ("landmark_fusion_fp16", Fp32)
+        );
     }
 
     #[test]

@@ -201,17 +201,8 @@ pub(crate) fn register(
     let result = match config.device {
         Device::Auto => return Err("device=auto must be resolved before sessions are built".into()),
         Device::Cpu => return Ok(builder),
-        Device::Cuda => {
-            if config.precision == Precision::Fp16 {
-                return Err(
-                    "precision=fp16 with device=cuda needs the package's fp16 GPU graphs, which \
-                     this version does not convert yet: use device=tensorrt (its own fp16 mode) \
-                     or precision=fp32/tf32"
-                        .into(),
-                );
-            }
-            builder.with_execution_providers([cuda()])
-        }
+        // fp16 on CUDA comes from the graphs (the package's `_fp16` stages), not the provider.
+        Device::Cuda => builder.with_execution_providers([cuda()]),
         Device::TensorRt => {
             let mut trt = ep::TensorRT::default()
                 .with_device_id(id as i32)

@@ -11,8 +11,9 @@
 
 mod stages;
 
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::sizes::{FACE_SIZE, HALF_SIZE, WINDOW};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ndarray::{Array4, ArrayView4, Axis, s};
@@ -23,7 +24,7 @@ pub use stages::{
 };
 
 use crate::graph::GraphError;
-use crate::graph::package::ModelPackage;
+use crate::graph::package::{GraphPrecision, ModelPackage};
 use crate::graph::renderer::{
     RendererGraphOptions, RendererGraphs, flow_head, flow_modulation, ref_encoder, stage_names,
     translation,
@@ -100,6 +101,10 @@ pub struct RendererConfig {
     /// Which of a package's graphs to run; `None`: the device's ([`GraphTarget::for_device`]).
     /// `Some(Gpu)` on the CPU is how the GPU graphs are checked without a GPU.
     pub target: Option<GraphTarget>,
+    /// Which precision of a package's graphs to run; `None`: the device's
+    /// ([`GraphPrecision::for_device`]). `Some(Fp16)` on the CPU checks the fp16 graphs without a
+    /// GPU (ONNX Runtime's CPU provider computes their fp16 convolutions in fp32).
+    pub graph_precision: Option<GraphPrecision>,
 }
 
 impl Default for RendererConfig {
@@ -111,6 +116,7 @@ impl Default for RendererConfig {
             keep_flow: false,
             graph: RendererGraphOptions::default(),
             target: None,
+            graph_precision: None,
         }
     }
 }
@@ -188,7 +194,7 @@ pub struct RendererModel {
     bank: Option<EncodedReferences>,
     warp: WarpAccumulator,
     /// The graphs' stage names (a package's stage files), in run order.
-    stages: [&'static str; 4],
+    stages: [String; 4],
 }
 
 impl RendererModel {
@@ -210,7 +216,7 @@ impl RendererModel {
                 g.flow_head.to_bytes(),
                 g.translation.to_bytes(),
             ],
-            stage_names(config.graph.target),
+            stage_names(config.graph.target).map(str::to_owned),
             "(in memory)",
             config,
         )
@@ -228,26 +234,35 @@ impl RendererModel {
         let target = config
             .target
             .unwrap_or(GraphTarget::for_device(device.device));
-        let read = |name: &str| -> Result<Vec<u8>, RendererError> {
-            let path = match pkg.stage_path(name) {
-                Ok(path) => path,
-                Err(_) if target == GraphTarget::Gpu => {
+        // fp16 on the CUDA provider (and TensorRT-RTX) runs the fp16 graphs; TensorRT uses its
+        // own fp16 mode on the fp32 graphs (it picks the precision per layer).
+        let precision = config
+            .graph_precision
+            .unwrap_or(GraphPrecision::for_device(device.device, device.precision));
+        let stage_file = |base: &str| -> Result<(String, PathBuf), RendererError> {
+            let stage = match pkg.stage_for_precision(base, precision) {
+                Ok(stage) => stage,
+                Err(_) if target == GraphTarget::Gpu && pkg.stage(base).is_err() => {
                     return Err(RendererError::Graph(GraphError::Package {
                         path: pkg.dir().to_owned(),
                         message: format!(
-                            "has no GPU graphs (stage `{name}`): it was converted by an older \
+                            "has no GPU graphs (stage `{base}`): it was converted by an older \
                              iplap, whose graphs run on the CPU only"
                         ),
                     }));
                 }
                 Err(e) => return Err(e.into()),
             };
-            std::fs::read(&path)
-                .map_err(|source| RendererError::Graph(GraphError::Io { path, source }))
+            Ok((stage.name.clone(), pkg.stage_path(&stage.name)?))
         };
-        let names = stage_names(target);
-        let [a, b, c, e] = names;
-        let bytes = [read(a)?, read(b)?, read(c)?, read(e)?];
+        let mut names: [String; 4] = Default::default();
+        let mut bytes: [Vec<u8>; 4] = Default::default();
+        for (i, base) in stage_names(target).into_iter().enumerate() {
+            let (name, path) = stage_file(base)?;
+            bytes[i] = std::fs::read(&path)
+                .map_err(|source| RendererError::Graph(GraphError::Io { path, source }))?;
+            names[i] = name;
+        }
         // One CUDA stream for the four stages: they hand tensors to each other on the device.
         let stream = match (Placement::for_device(&device), &config.session.stream) {
             (Placement::Cuda { .. }, None) => Some(
@@ -274,7 +289,7 @@ impl RendererModel {
 
     fn from_stage_bytes(
         bytes: [Vec<u8>; 4],
-        names: [&'static str; 4],
+        names: [String; 4],
         origin: &str,
         config: RendererConfig,
     ) -> Result<Self, RendererError> {
@@ -312,7 +327,7 @@ impl RendererModel {
 
     /// The stages' graph names (their package stage names), in run order: which target and
     /// precision actually run.
-    pub fn stages(&self) -> &[&'static str; 4] {
+    pub fn stages(&self) -> &[String; 4] {
         &self.stages
     }
 
@@ -374,7 +389,11 @@ impl RendererModel {
             &x.target_sketches,
             [Some(WINDOW), Some(3), Some(FACE_SIZE), Some(FACE_SIZE)],
         )?;
-        check_shape("audio", &x.audio, [Some(1), Some(1), Some(80), Some(16)])?;
+        check_shape(
+            "audio",
+            &x.audio,
+            [Some(1), Some(1), Some(N_MELS), Some(CHUNK_FRAMES)],
+        )?;
         let bank = self.bank.as_ref().ok_or(RendererError::NoReferenceBank)?;
         let n = bank.ref_img.len_of(Axis(0));
         let mut timings = RendererTimings::default();

@@ -376,23 +376,7 @@ impl ModelSession {
             let Some((_, data)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
                 return Err(fail(format!("input `{}` not given", spec.name)));
             };
-            let shape: Vec<i64> = spec
-                .shape
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => Ok(*n as i64),
-                    Dim::Symbolic(s) => dims
-                        .iter()
-                        .find(|(name, _)| name == s)
-                        .map(|&(_, n)| n as i64)
-                        .ok_or_else(|| {
-                            fail(format!(
-                                "input `{}` has symbolic dim `{s}` and no size was given for it",
-                                spec.name
-                            ))
-                        }),
-                })
-                .collect::<Result<_, _>>()?;
+            let shape = self.concrete_shape(spec, dims)?;
             let numel: i64 = shape.iter().product();
             if data.len() as i64 != numel {
                 return Err(fail(format!(
@@ -454,21 +438,15 @@ impl ModelSession {
                     .iter()
                     .find(|(name, _)| name == s)
                     .map(|&(_, n)| n as i64)
-                    .ok_or_else(|| {
-                        self.run_error(format!(
+                    .ok_or_else(|| SessionError::Run {
+                        model: self.model.clone(),
+                        message: format!(
                             "input `{}` has symbolic dim `{s}` and no size was given for it",
                             spec.name
-                        ))
+                        ),
                     }),
             })
             .collect()
-    }
-
-    fn run_error(&self, message: String) -> SessionError {
-        SessionError::Run {
-            model: self.model.clone(),
-            message,
-        }
     }
 
     /// Runs through ONNX Runtime's I/O binding: inputs from the host or already resident

@@ -159,7 +159,7 @@ pub fn golden_input(name: &str, shape: &[usize], offset: f64, scale: f64) -> Vec
 
 /// Golden `T_mels` (1, 5, 1, 80, 16): `4·r`, in [-4, 4).
 pub fn golden_t_mels() -> Vec<f32> {
-    golden_input("T_mels", &[1, 5, 1, 80, 16], 0.0, 4.0)
+    golden_input("T_mels", &[1, WINDOW, 1, N_MELS, CHUNK_FRAMES], 0.0, 4.0)
 }
 
 /// Golden `T_pose` (1, 5, 2, 74): `0.5 + 0.5·r`, in [0, 1).

@@ -99,13 +99,15 @@ impl RendererGraphs {
 
 /// The renderer stages of a model package (production graphs, no intermediates), in run order,
 /// then the GPU forms of the two stages that differ by target. Meant to be appended to
-/// [`crate::graph::package::STAGES`]; the stage names are the graph names (`_gpu` added).
+/// [`crate::graph::package::STAGES`]; the stage names are the graph names (`_gpu` added). Every
+/// stage a GPU runs also gets an fp16 form in the package ([`StageDef::fp16`]).
 pub const STAGES: [StageDef; 6] = [
     StageDef {
         name: ref_encoder::NAME,
         network: "renderer",
         file: "renderer_ref_encoder.onnx",
         target: GraphTarget::Any,
+        fp16: true,
         build: |src| ref_encoder::build(&Weights::new(src)),
         contract: ref_encoder::contract,
     },
@@ -114,6 +116,7 @@ pub const STAGES: [StageDef; 6] = [
         network: "renderer",
         file: "renderer_flow_modulation.onnx",
         target: GraphTarget::Any,
+        fp16: true,
         build: |src| flow_modulation::build(&Weights::new(src)),
         contract: flow_modulation::contract,
     },
@@ -122,6 +125,7 @@ pub const STAGES: [StageDef; 6] = [
         network: "renderer",
         file: "renderer_flow_head.onnx",
         target: GraphTarget::Cpu,
+        fp16: false,
         build: |src| {
             flow_head::build(
                 &Weights::new(src),
@@ -135,6 +139,7 @@ pub const STAGES: [StageDef; 6] = [
         network: "renderer",
         file: "renderer_translation.onnx",
         target: GraphTarget::Cpu,
+        fp16: false,
         build: |src| {
             translation::build(
                 &Weights::new(src),
@@ -148,6 +153,7 @@ pub const STAGES: [StageDef; 6] = [
         network: "renderer",
         file: "renderer_flow_head_gpu.onnx",
         target: GraphTarget::Gpu,
+        fp16: true,
         build: |src| {
             flow_head::build(
                 &Weights::new(src),
@@ -161,6 +167,7 @@ pub const STAGES: [StageDef; 6] = [
         network: "renderer",
         file: "renderer_translation_gpu.onnx",
         target: GraphTarget::Gpu,
+        fp16: true,
         build: |src| {
             translation::build(
                 &Weights::new(src),

@@ -9,6 +9,7 @@
 use super::{
     Conv3x3, RendererGraphOptions, SpadeParams, modulated_block, small_conv, spade_params,
 };
+use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::graph::GraphError;
 use crate::graph::landmark_generator::{AUDIO_ENCODER_BLOCKS, encoder};
 use crate::graph::onnx::{
@@ -58,7 +59,7 @@ pub fn build(w: &Weights<'_>, opts: RendererGraphOptions) -> Result<OnnxModel, G
     let h1_avg = b.input_f32(IN_H1_AVG, &[1, 32, FACE_SIZE, FACE_SIZE])?;
     let h2_avg = b.input_f32(IN_H2_AVG, &[1, 256, HALF_SIZE, HALF_SIZE])?;
     let ref_avg = b.input_f32(IN_REF_AVG, &[1, 3, FACE_SIZE, FACE_SIZE])?;
-    let audio = b.input_f32(IN_AUDIO, &[1, 1, 80, 16])?;
+    let audio = b.input_f32(IN_AUDIO, &[1, 1, N_MELS, CHUNK_FRAMES])?;
 
     b.push_scope("translation.audio_encoder");
     let audio_feature = encoder(
@@ -211,7 +212,7 @@ pub fn contract(opts: RendererGraphOptions) -> (Vec<TensorSpec>, Vec<TensorSpec>
         TensorSpec::f32(IN_H1_AVG, &[1, 32, FACE_SIZE, FACE_SIZE]),
         TensorSpec::f32(IN_H2_AVG, &[1, 256, HALF_SIZE, HALF_SIZE]),
         TensorSpec::f32(IN_REF_AVG, &[1, 3, FACE_SIZE, FACE_SIZE]),
-        TensorSpec::f32(IN_AUDIO, &[1, 1, 80, 16]),
+        TensorSpec::f32(IN_AUDIO, &[1, 1, N_MELS, CHUNK_FRAMES]),
     ];
     let mut outputs = vec![TensorSpec::f32(
         OUT_GENERATED,

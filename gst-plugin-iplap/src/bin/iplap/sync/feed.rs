@@ -87,7 +87,11 @@ pub fn spawn_audio_feeder(
 ) -> std::thread::JoinHandle<()> {
     let src = src.clone();
     std::thread::spawn(move || {
-        let at = |n: usize| gst::ClockTime::from_nseconds(n as u64 * 1_000_000_000 / 16_000);
+        let at = |n: usize| {
+            gst::ClockTime::from_nseconds(
+                n as u64 * 1_000_000_000 / u64::from(iplap::audio::SAMPLE_RATE),
+            )
+        };
         for (i, chunk) in samples.chunks(AUDIO_BUFFER).enumerate() {
             let start = i * AUDIO_BUFFER;
             let bytes: Vec<u8> = chunk.iter().flat_map(|s| s.to_ne_bytes()).collect();

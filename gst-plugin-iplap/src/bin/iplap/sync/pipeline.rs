@@ -210,9 +210,13 @@ impl Parts {
             .block(true)
             .max_bytes(QUEUED_FRAMES * video_info.size() as u64)
             .build();
-        let audio_caps = gst_audio::AudioInfo::builder(gst_audio::AUDIO_FORMAT_F32, 16_000, 1)
-            .build()?
-            .to_caps()?;
+        let audio_caps = gst_audio::AudioInfo::builder(
+            gst_audio::AUDIO_FORMAT_F32,
+            iplap::audio::SAMPLE_RATE,
+            1,
+        )
+        .build()?
+        .to_caps()?;
         let audio_src = gst_app::AppSrc::builder()
             .name("speech")
             .caps(&audio_caps)
