@@ -68,7 +68,9 @@ pub(super) fn check_manifest(m: &Manifest) -> Result<(), String> {
         if m.stages[..i].iter().any(|s| s.name == stage.name) {
             return Err(format!("manifest lists stage `{}` twice", stage.name));
         }
-        let Some(def) = STAGES.iter().find(|d| d.name == stage.name) else {
+        // An fp16 form keeps its base stage's float32 inputs and outputs.
+        let (base, _) = super::base_stage(&stage.name);
+        let Some(def) = STAGES.iter().find(|d| d.name == base) else {
             continue;
         };
         if stage.network != def.network {
