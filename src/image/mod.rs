@@ -5,7 +5,8 @@
 //! (`cv2.resize` INTER_LINEAR, `cv2.line` LINE_8, `cv2.fillConvexPoly`, `cv2.GaussianBlur`), as
 //! written down in spec appendix C, and is checked against `shared/golden/public/{sketch,crop}`.
 //! Frames are read and written in place through [`ImageRef`] / [`ImageMut`] in any 8-bit RGB
-//! channel order; OpenCV's BGR order appears only in the 128 x 128 model tensors.
+//! channel order; OpenCV's BGR order appears only in the 128 x 128 model tensors. [`yuv`] pastes
+//! into 4:2:0 frames (I420, NV12) by converting only the touched region.
 
 mod blur;
 mod crop;
@@ -15,6 +16,7 @@ mod line;
 mod paste;
 mod resize;
 mod sketch;
+pub mod yuv;
 
 pub use blur::{BlurScratch, GAUSS_KERNEL, GAUSS_RADIUS, gaussian_blur_region};
 pub use crop::{bgr_to_chw, crop_face, mask_lower_half};

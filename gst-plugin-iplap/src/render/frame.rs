@@ -10,7 +10,7 @@ use iplap::face::crop_box::paste_polygon;
 use iplap::face::indices::PASTE_CONTOUR;
 use iplap::image::{ChannelOrder, GAUSS_RADIUS, ImageError, ImageMut, Rect};
 
-use super::yuv::{Plane, RgbWindow, Yuv420Mut, YuvColour, YuvMatrix};
+use iplap::image::yuv::{Plane, RgbWindow, Yuv420Mut, YuvColour, YuvMatrix};
 
 /// The packed formats the engine pastes into in place, with their colour order.
 pub const FORMATS: [(VideoFormat, ChannelOrder); 10] = [

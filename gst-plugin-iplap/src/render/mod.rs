@@ -8,7 +8,6 @@ use gst::prelude::*;
 mod frame;
 mod imp;
 pub mod stats;
-mod yuv;
 
 glib::wrapper! {
     /// The `iplaprender` video filter (in place).

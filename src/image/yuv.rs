@@ -21,7 +21,7 @@ mod colour;
 
 pub use colour::{YuvColour, YuvMatrix};
 
-use iplap::image::{ChannelOrder, Image, ImageError, ImageMut, Rect};
+use super::{ChannelOrder, Image, ImageError, ImageMut, Rect};
 
 /// One plane's bytes and row stride.
 #[derive(Debug)]
