@@ -132,19 +132,52 @@ fn commit(
             .map_err(|x| x.to_string())?;
     }
     builder = super::providers::register(builder, device, config.stream.as_ref(), cache, inputs)?;
-    // iplap's own operators (the Winograd convolution of the renderer's flow head). ONNX
+    // iplap's own operators (the Winograd convolution of the CPU flow head), only for graphs
+    // that import their domain: a GPU graph's session then holds no CPU-only operator. ONNX
     // Runtime records a custom domain in a process-wide table with a check-then-insert that
     // fails when two sessions register it at the same time ("the domain is already exist"),
     // so sessions are built one at a time.
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    let domain = super::winograd_op::domain().map_err(|x| x.to_string())?;
-    builder = builder.with_operators(domain).map_err(|x| x.to_string())?;
+    if imports_iplap_domain(source)? {
+        let domain = super::winograd_op::domain().map_err(|x| x.to_string())?;
+        builder = builder.with_operators(domain).map_err(|x| x.to_string())?;
+    }
     match source {
         Source::Bytes(b) => builder.commit_from_memory(b),
         Source::File(p) => builder.commit_from_file(p),
     }
     .map_err(|x| x.to_string())
+}
+
+/// The part of an ONNX file that names its operator sets; `prost` skips the graph without
+/// copying it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OpsetHeader {
+    #[prost(message, repeated, tag = "8")]
+    opset_import: Vec<crate::graph::onnx::proto::OperatorSetIdProto>,
+}
+
+/// Whether the model imports iplap's operator domain (`ai.iplap`: the CPU graphs' Winograd
+/// convolution). A file is read for it; an unreadable one is left to ONNX Runtime to report.
+fn imports_iplap_domain(source: &Source<'_>) -> Result<bool, String> {
+    use prost::Message;
+    let file;
+    let bytes: &[u8] = match source {
+        Source::Bytes(b) => b,
+        Source::File(p) => match std::fs::read(p) {
+            Ok(b) => {
+                file = b;
+                &file
+            }
+            Err(_) => return Ok(false),
+        },
+    };
+    let header = OpsetHeader::decode(bytes).map_err(|e| format!("not an ONNX model: {e}"))?;
+    Ok(header
+        .opset_import
+        .iter()
+        .any(|o| o.domain.as_deref() == Some(super::winograd_op::DOMAIN)))
 }
 
 /// The TensorRT engine cache key of a session: the graph, the GPU, TensorRT, precision, shapes.
@@ -557,4 +590,35 @@ fn check_type(spec: &TensorSpec, ty: &ValueType) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::onnx::proto::{ModelProto, OperatorSetIdProto};
+    use prost::Message;
+
+    fn model(domains: &[&str]) -> Vec<u8> {
+        ModelProto {
+            opset_import: domains
+                .iter()
+                .map(|d| OperatorSetIdProto {
+                    domain: Some((*d).to_owned()),
+                    version: Some(1),
+                })
+                .collect(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Only graphs that import `ai.iplap` get iplap's CPU operator registered.
+    #[test]
+    fn the_custom_domain_is_registered_only_where_imported() {
+        let cpu = model(&["", super::super::winograd_op::DOMAIN]);
+        let gpu = model(&[""]);
+        assert!(imports_iplap_domain(&Source::Bytes(&cpu)).unwrap());
+        assert!(!imports_iplap_domain(&Source::Bytes(&gpu)).unwrap());
+        assert!(imports_iplap_domain(&Source::Bytes(b"\xff\xff not onnx")).is_err());
+    }
 }

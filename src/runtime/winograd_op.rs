@@ -112,7 +112,7 @@ impl Operator for WinogradConv3x3 {
     }
 }
 
-/// The `ai.iplap` operator domain, registered with every session.
+/// The `ai.iplap` operator domain, registered with the sessions of graphs that import it.
 pub fn domain() -> ort::Result<OperatorDomain> {
     OperatorDomain::new(DOMAIN)?.add(WinogradConv3x3)
 }
