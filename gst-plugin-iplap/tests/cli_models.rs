@@ -27,6 +27,18 @@ fn iplap(args: &[&std::ffi::OsStr]) -> Output {
     out
 }
 
+/// `iplap convert --reference-weights` into `dir/pkg`.
+fn formula_package(dir: &Path) -> PathBuf {
+    let pkg = dir.join("pkg");
+    iplap(&[
+        "convert".as_ref(),
+        "--reference-weights".as_ref(),
+        "--out".as_ref(),
+        pkg.as_os_str(),
+    ]);
+    pkg
+}
+
 fn max_diff(a: &Path, b: &Path) -> f32 {
     let a: ArrayD<f32> = read_npy(a).unwrap();
     let b: ArrayD<f32> = read_npy(b).unwrap();
@@ -87,13 +99,7 @@ fn formula_package_eval_and_bench() {
         return;
     };
     let dir = temp_dir("formula");
-    let pkg = dir.join("pkg");
-    iplap(&[
-        "convert".as_ref(),
-        "--reference-weights".as_ref(),
-        "--out".as_ref(),
-        pkg.as_os_str(),
-    ]);
+    let pkg = formula_package(&dir);
     // The package's CPU graphs on the device's default, then its GPU graphs on the CPU (how the
     // GPU graphs are checked without a GPU; README "NVIDIA GPUs").
     let inputs = golden.join("inputs");
@@ -173,13 +179,7 @@ fn formula_package_eval_and_bench() {
 #[test]
 fn parity_compares_a_device_with_the_cpu() {
     let dir = temp_dir("parity");
-    let pkg = dir.join("pkg");
-    iplap(&[
-        "convert".as_ref(),
-        "--reference-weights".as_ref(),
-        "--out".as_ref(),
-        pkg.as_os_str(),
-    ]);
+    let pkg = formula_package(&dir);
     let args = |extra: &[&'static str]| -> Vec<std::ffi::OsString> {
         let mut a: Vec<std::ffi::OsString> = ["parity", "--models"].map(Into::into).to_vec();
         a.push(pkg.clone().into_os_string());
@@ -441,13 +441,7 @@ fn package_errors_lead_with_the_cause() {
 #[test]
 fn edited_manifest_is_refused_naming_the_field() {
     let dir = temp_dir("manifest");
-    let pkg = dir.join("pkg");
-    iplap(&[
-        "convert".as_ref(),
-        "--reference-weights".as_ref(),
-        "--out".as_ref(),
-        pkg.as_os_str(),
-    ]);
+    let pkg = formula_package(&dir);
     let path = pkg.join("manifest.json");
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -409,15 +409,7 @@ impl ModelSession {
             let Some((_, data)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
                 return Err(fail(format!("input `{}` not given", spec.name)));
             };
-            let shape = self.concrete_shape(spec, dims)?;
-            let numel: i64 = shape.iter().product();
-            if data.len() as i64 != numel {
-                return Err(fail(format!(
-                    "input `{}` needs {numel} values for shape {shape:?}, got {}",
-                    spec.name,
-                    data.len()
-                )));
-            }
+            let shape = self.host_input_shape(spec, dims, data.len())?;
             let t = TensorRef::from_array_view((shape, *data)).map_err(|e| fail(e.to_string()))?;
             values.push((spec.name.clone(), t));
         }
@@ -482,6 +474,27 @@ impl ModelSession {
             .collect()
     }
 
+    /// [`Self::concrete_shape`] for host data of `len` values, which must fill it.
+    fn host_input_shape(
+        &self,
+        spec: &TensorSpec,
+        dims: &[(&str, usize)],
+        len: usize,
+    ) -> Result<Vec<i64>, SessionError> {
+        let shape = self.concrete_shape(spec, dims)?;
+        let numel: i64 = shape.iter().product();
+        if len as i64 != numel {
+            return Err(SessionError::Run {
+                model: self.model.clone(),
+                message: format!(
+                    "input `{}` needs {numel} values for shape {shape:?}, got {len}",
+                    spec.name
+                ),
+            });
+        }
+        Ok(shape)
+    }
+
     /// Runs through ONNX Runtime's I/O binding: inputs from the host or already resident
     /// ([`DeviceTensor`]), the requested outputs left in `placement` (the session's device keeps
     /// them there, so the next stage reads them without a round trip through the host).
@@ -503,17 +516,9 @@ impl ModelSession {
             let Some((_, input)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
                 return Err(fail(format!("input `{}` not given", spec.name)));
             };
-            let shape = self.concrete_shape(spec, dims)?;
             match input {
                 BoundInput::Host(data) => {
-                    let numel: i64 = shape.iter().product();
-                    if data.len() as i64 != numel {
-                        return Err(fail(format!(
-                            "input `{}` needs {numel} values for shape {shape:?}, got {}",
-                            spec.name,
-                            data.len()
-                        )));
-                    }
+                    let shape = self.host_input_shape(spec, dims, data.len())?;
                     // Owned, so that the binding holds it without a second copy.
                     let t =
                         ort::value::Tensor::from_array((shape, data.to_vec())).map_err(ort_err)?;
@@ -522,6 +527,7 @@ impl ModelSession {
                         .map_err(ort_err)?;
                 }
                 BoundInput::Resident(t) => {
+                    let shape = self.concrete_shape(spec, dims)?;
                     let same = t.shape().len() == shape.len()
                         && t.shape().iter().zip(&shape).all(|(&a, &b)| a as i64 == b);
                     if !same {
