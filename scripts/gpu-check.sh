@@ -4,6 +4,9 @@
 # installation's nvidia/*/lib folders) and what scripts/gpu-check/prepare.sh put in .gpu-check/
 # (no GStreamer, no Rust, no network). It prints:
 #   * the GPU, the driver, what `iplap-engine devices` finds;
+#   * the CUDA kernels: NVRTC compiling every family for this GPU, then every kernel on the GPU
+#     against its host build on a 1080p frame / 577x455 face / N = 25 case (exact, 1e-6 for the
+#     warp) with each step's GPU time (CUDA events, median) and the steps' sum;
 #   * for fp32, tf32 and fp16: parity of the GPU renderer and landmark generator with the CPU on
 #     the golden inputs and the reference formula weights (fp32/tf32 must be within 2e-4; fp16
 #     reports PSNR), and which graphs each stage ran;
@@ -15,6 +18,7 @@
 #   bash scripts/gpu-check.sh [--device cuda] [--iterations 20]   # on the GPU machine
 #
 # Environment: IPLAP_CUDA_LIBS = a folder holding nvidia/*/lib (default: found through python3);
+# IPLAP_NVRTC = libnvrtc.so.13 (default: beside the CUDA libraries);
 # IPLAP_GPU_CHECK_DIR = what prepare.sh wrote (default .gpu-check); IPLAP_GPU_CHECK_WORK = scratch
 # folder (default /tmp/iplap-gpu-check). `--device cpu` rehearses every step on the CPU (one
 # iteration, 5 references) where there is no GPU.
@@ -28,7 +32,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --iterations) iterations="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -90,6 +94,24 @@ command -v nvidia-smi >/dev/null &&
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
 echo "CUDA libraries: ${cuda_libs:-system}"
 run 60 "$engine" devices
+
+# NVRTC for the kernels: IPLAP_NVRTC, else the CUDA libraries' (a PyTorch installation ships
+# nvidia/cu13/lib/libnvrtc.so.13), else the checkout's pinned copy (the CPU rehearsal).
+if [ -z "${IPLAP_NVRTC:-}" ]; then
+  for candidate in "$work"/nvidia/*/lib/libnvrtc.so.13 .venv/nvrtc/nvidia/cu13/lib/libnvrtc.so.13; do
+    if [ -f "$candidate" ]; then export IPLAP_NVRTC="$candidate"; break; fi
+  done
+fi
+echo "NVRTC: ${IPLAP_NVRTC:-left to the loader}"
+if [ "$device" = cpu ]; then
+  step "CUDA kernels: NVRTC compiles every family (sm_90; no GPU here, so no device check)"
+  run 120 "$engine" kernels --arch sm_90 --out "$work/cubins"
+else
+  step "CUDA kernels: NVRTC compiles every family for this GPU"
+  run 120 "$engine" kernels --arch native --out "$work/cubins"
+  step "CUDA kernels on the GPU against their host build (1080p frame, 577x455 face, N = 25)"
+  run 180 "$engine" kernels --check --iterations "$((iterations * 5))"
+fi
 
 step "model package (reference formula weights)"
 run 180 "$engine" convert --reference-weights --out "$work/models" > "$work/convert.log" 2>&1 &&

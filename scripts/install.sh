@@ -15,6 +15,7 @@
 #   onnxruntime/libonnxruntime.so  a copy of the pinned ONNX Runtime (a link into gpu/ when
 #                                  setup installed the GPU runtime)
 #   gpu/                           the GPU runtime of setup.sh --gpu: onnxruntime-gpu, CUDA wheels
+#   nvrtc/                         NVRTC 13.0 for the CUDA kernels (with the GPU runtime)
 #   models/ip_lap/                 the checkout's model package, when one was converted there
 set -Eeuo pipefail
 
@@ -86,13 +87,19 @@ install -m 0755 "$CLI" "$BIN_DIR/iplap"
 install -m 0644 "$FACE"/*.onnx "$DATA_DIR/face/"
 ORT_REAL="$(readlink -f "$ORT")"
 GPU_SRC="$ROOT/.venv/gpu"
-rm -rf "$DATA_DIR/gpu" "$DATA_DIR/onnxruntime/libonnxruntime.so"
+rm -rf "$DATA_DIR/gpu" "$DATA_DIR/nvrtc" "$DATA_DIR/onnxruntime/libonnxruntime.so"
 if [ -f "$GPU_SRC/.installed" ] && [[ "$ORT_REAL" == "$GPU_SRC"/* ]]; then
   # The GPU build with its provider libraries and NVIDIA's CUDA wheels, laid out as setup made
   # them (the engine finds the libraries relative to libonnxruntime's real path). Hard links
   # where the data folder is on the same file system (2.2 GB otherwise).
   cp -al "$GPU_SRC" "$DATA_DIR/gpu" 2>/dev/null || cp -R "$GPU_SRC" "$DATA_DIR/gpu"
   ln -s "../gpu/${ORT_REAL#"$GPU_SRC"/}" "$DATA_DIR/onnxruntime/libonnxruntime.so"
+  # NVRTC for the CUDA kernels (the engine loads nvrtc/libnvrtc.so.13 and its builtins beside it).
+  NVRTC_LIB="$ROOT/.venv/nvrtc/nvidia/cu13/lib"
+  if [ -f "$NVRTC_LIB/libnvrtc.so.13" ]; then
+    mkdir -p "$DATA_DIR/nvrtc"
+    install -m 0644 "$NVRTC_LIB/libnvrtc.so.13" "$NVRTC_LIB/libnvrtc-builtins.so.13.0" "$DATA_DIR/nvrtc/"
+  fi
   gpu_note="GPU runtime: $DATA_DIR/gpu"
 else
   # The real file behind setup's link; the engine loads it by this fixed name.

@@ -15,7 +15,8 @@
 #
 # Steps:
 #   1. apt packages: GStreamer 1.22 (dev, tools, base/good/bad/ugly/libav plugins), pkg-config, python3-venv
-#   2. Python venv for model preparation at .venv/ (git-ignored) with the pinned onnxruntime wheel
+#   2. Python venv for model preparation at .venv/ (git-ignored) with the pinned onnxruntime wheel,
+#      and NVIDIA's runtime compiler for the CUDA kernels (nvidia-cuda-nvrtc 13.0) at .venv/nvrtc/
 #      GPU runtime (NVIDIA driver present, or --gpu): onnxruntime-gpu (same version; runs CPU
 #      sessions too), NVIDIA's CUDA 13.0 runtime wheels (cudart, cuBLAS, cuDNN 9, cuFFT, cuRAND)
 #      and the TensorRT-RTX provider, into .venv/gpu/ (~3 GB; the engine preloads them itself)
@@ -150,6 +151,20 @@ if [ "$have_ort" != "$ONNXRUNTIME_VERSION" ]; then
   run "$VENV/bin/python" -m pip install --disable-pip-version-check -q "onnxruntime==$ONNXRUNTIME_VERSION"
 else
   say "onnxruntime $have_ort present in .venv/"
+fi
+
+# NVRTC, for the CUDA kernels: always (CI compiles every kernel with it; no GPU needed). Pinned to
+# 13.0: a newer NVRTC's code is not loadable by the 580 driver that CUDA 13.0 needs.
+NVRTC_WHEEL="nvidia-cuda-nvrtc==13.0.88"
+NVRTC_DIR="$VENV/nvrtc"
+if [ "$(cat "$NVRTC_DIR/.installed" 2>/dev/null)" != "$NVRTC_WHEEL" ]; then
+  say "installing NVRTC ($NVRTC_WHEEL) into .venv/nvrtc/"
+  rm -rf "$NVRTC_DIR"
+  run "$VENV/bin/python" -m pip install --disable-pip-version-check -q --no-deps \
+    --target "$NVRTC_DIR" "$NVRTC_WHEEL"
+  echo "$NVRTC_WHEEL" >"$NVRTC_DIR/.installed"
+else
+  say "NVRTC present in .venv/nvrtc/"
 fi
 
 if [ "$GPU" = auto ]; then

@@ -14,10 +14,11 @@
 //!    `PREFIX/bin/iplap`, …);
 //! 6. `$XDG_DATA_DIRS/iplap` (default `/usr/local/share/iplap`, `/usr/share/iplap`);
 //! 7. the checkout, when the running code lies inside it (`target/…`): `models/generated/face`,
-//!    `models/ip_lap`, `.venv/ort/libonnxruntime.so`.
+//!    `models/ip_lap`, `.venv/ort/libonnxruntime.so`, `.venv/nvrtc/nvidia/cu13/lib/libnvrtc.so.13`.
 //!
 //! A data folder holds `face/` (the two converted MediaPipe models), `models/ip_lap/` (a model
-//! package made by `iplap convert`) and `onnxruntime/libonnxruntime.so`.
+//! package made by `iplap convert`), `onnxruntime/libonnxruntime.so` and, for the CUDA kernels,
+//! `nvrtc/libnvrtc.so.13`.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -39,6 +40,8 @@ pub enum DataFile {
     ModelPackage,
     /// `libonnxruntime.so`.
     OnnxRuntime,
+    /// NVIDIA's runtime compiler `libnvrtc.so.13`, for the CUDA kernels (`crate::kernels`).
+    Nvrtc,
 }
 
 impl DataFile {
@@ -49,6 +52,7 @@ impl DataFile {
             DataFile::ModelPackage => "IPLAP_MODELS",
             // The `ort` crate's own variable.
             DataFile::OnnxRuntime => "ORT_DYLIB_PATH",
+            DataFile::Nvrtc => "IPLAP_NVRTC",
         }
     }
 
@@ -58,6 +62,7 @@ impl DataFile {
             DataFile::FaceModels => "face",
             DataFile::ModelPackage => "models/ip_lap",
             DataFile::OnnxRuntime => "onnxruntime/libonnxruntime.so",
+            DataFile::Nvrtc => "nvrtc/libnvrtc.so.13",
         }
     }
 
@@ -67,6 +72,7 @@ impl DataFile {
             DataFile::FaceModels => crate::face::prepare::DEFAULT_OUT_DIR,
             DataFile::ModelPackage => "models/ip_lap",
             DataFile::OnnxRuntime => ".venv/ort/libonnxruntime.so",
+            DataFile::Nvrtc => ".venv/nvrtc/nvidia/cu13/lib/libnvrtc.so.13",
         }
     }
 
@@ -76,6 +82,7 @@ impl DataFile {
             DataFile::FaceModels => "the face models",
             DataFile::ModelPackage => "a model package",
             DataFile::OnnxRuntime => "the ONNX Runtime library",
+            DataFile::Nvrtc => "NVIDIA's runtime compiler (NVRTC)",
         }
     }
 
@@ -95,6 +102,10 @@ impl DataFile {
                 "run scripts/setup.sh (it installs the pinned onnxruntime wheel), or set \
                  ORT_DYLIB_PATH to a libonnxruntime.so 1.31"
             }
+            DataFile::Nvrtc => {
+                "run scripts/setup.sh (it installs the pinned nvidia-cuda-nvrtc 13.0 wheel), or set \
+                 IPLAP_NVRTC to a libnvrtc.so.13 from CUDA 13.0"
+            }
         }
     }
 
@@ -108,7 +119,7 @@ impl DataFile {
             .iter()
             .all(|n| path.join(n).is_file()),
             DataFile::ModelPackage => path.join("manifest.json").is_file(),
-            DataFile::OnnxRuntime => path.is_file(),
+            DataFile::OnnxRuntime | DataFile::Nvrtc => path.is_file(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod engine;
 pub mod face;
 pub mod graph;
 pub mod image;
+pub mod kernels;
 pub mod runtime;
 pub mod sizes;
 #[doc(hidden)]

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use iplap::graph::renderer::RendererGraphOptions;
-use iplap::runtime::SessionConfig;
 use iplap::runtime::renderer::{
     RendererConfig, RendererError, RendererInput, RendererModel, RendererOutput, TranslationInput,
 };
+use iplap::runtime::{BorrowedTensor, DeviceTensor, Placement, SessionConfig};
 use iplap::weights::FormulaWeights;
 use ndarray::{Array4, Array5, ArrayD, Axis, Ix4, s};
 use ndarray_npy::read_npy;
@@ -257,6 +257,46 @@ fn single_stages_match_goldens_on_golden_inputs() {
         .to_owned();
     let d2 = max_abs("flow ref0 (N = 1)", &head.flow, &flow0);
     assert!(d1 <= TOL && d2 <= TOL);
+
+    // The GPU warp's seams, run with host placement (what CI can run): the flow head leaving
+    // flow and weight as device tensors, and the translation reading averages from memory it does
+    // not own, bound in place. Same numbers as the host paths, bit for bit.
+    let h2_dev = DeviceTensor::upload(
+        h2_ref0.as_slice().unwrap(),
+        h2_ref0.shape(),
+        Placement::Host,
+    )
+    .unwrap();
+    let (flow_dev, weight_dev) = e.flow_head().run_on_device(&h2_dev, &maps).unwrap();
+    assert_eq!(flow_dev.download().unwrap(), head.flow.as_slice().unwrap());
+    assert_eq!(
+        weight_dev.download().unwrap(),
+        head.weight.as_slice().unwrap()
+    );
+    // SAFETY: the arrays outlive the run and nothing writes them meanwhile.
+    let borrow = |a: &Array4<f32>| unsafe {
+        BorrowedTensor::new(a.as_ptr() as u64, a.shape(), Placement::Host)
+    };
+    let (bh1, bh2, bra) = (borrow(&h1), borrow(&h2), borrow(&ra));
+    let generated = e
+        .translation()
+        .run_on_device_averages(
+            ti.as_slice().unwrap(),
+            x.audio.as_standard_layout().as_slice().unwrap(),
+            [&bh1, &bh2, &bra],
+        )
+        .unwrap();
+    assert_eq!(
+        generated, out.generated,
+        "borrowed averages give the same face"
+    );
+    // A borrowed tensor of the wrong shape is refused, not read.
+    let wrong = borrow(&ra);
+    let err = e
+        .translation()
+        .run_on_device_averages(ti.as_slice().unwrap(), &[0.0; 1280], [&wrong, &bh2, &bra])
+        .unwrap_err();
+    assert!(err.to_string().contains("shape"), "{err}");
 }
 
 #[test]

@@ -29,6 +29,7 @@ const TESTED: &[&str] = &[
     "webcam",
     "obs",
     "devices",
+    "kernels",
     "gpu-check",
 ];
 
@@ -531,6 +532,34 @@ fn readme_devices_command() {
         );
     }
     assert!(out.contains("\nauto: "), "{out}");
+}
+
+/// `iplap kernels` as written: NVRTC compiles every kernel family for both architectures, one
+/// cubin each, without a GPU.
+#[test]
+fn readme_kernels_command() {
+    let s = Scratch::bare("kernels");
+    let out = s.bash(&block("kernels"), &[], Duration::from_secs(120));
+    let written: Vec<_> = std::fs::read_dir(s.path().join("kernels-out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    for family in iplap::kernels::KERNELS {
+        for arch in ["sm_90", "sm_86"] {
+            let name = format!("{}.{arch}.cubin", family.name);
+            assert!(
+                written.contains(&name),
+                "{name} missing: {written:?}\n{out}"
+            );
+            let bytes = std::fs::read(s.path().join("kernels-out").join(&name)).unwrap();
+            assert!(bytes.starts_with(b"\x7fELF"), "{name} is not a cubin");
+        }
+    }
+    assert_eq!(
+        written.len(),
+        2 * iplap::kernels::KERNELS.len(),
+        "{written:?}"
+    );
 }
 
 /// The GPU check's two commands as written, with the device swapped for the CPU (no GPU here):

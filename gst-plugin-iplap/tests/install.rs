@@ -122,6 +122,26 @@ fn an_installed_prefix_works_without_the_checkout() {
     );
     let gpu_runtime = Path::new(CHECKOUT).join(".venv/gpu/.installed").is_file();
     assert_eq!(ort_line.contains("(GPU build)"), gpu_runtime, "{t}");
+    if gpu_runtime {
+        // With the GPU runtime comes NVRTC: the installed CLI compiles the kernels with the
+        // installed copy, not the checkout's.
+        let cubins = tmp.path().join("cubins");
+        let out = run(
+            &prefix.join("bin/iplap"),
+            &[
+                "kernels",
+                "--arch",
+                "sm_86",
+                "--out",
+                cubins.to_str().unwrap(),
+            ],
+            &home,
+            &[],
+        );
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        assert!(t.contains(data.join("nvrtc").to_str().unwrap()), "{t}");
+    }
 
     let out = run(
         Path::new("gst-inspect-1.0"),

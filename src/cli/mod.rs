@@ -7,6 +7,7 @@ pub mod convert;
 pub mod device_args;
 pub mod devices;
 pub mod eval;
+pub mod kernels;
 pub mod parity;
 
 /// The engine-only subcommands, flattened into both executables' command lists.
@@ -20,6 +21,8 @@ pub enum EngineCommand {
     Parity(parity::ParityArgs),
     /// List what this machine can run the networks on: ONNX Runtime, providers, GPUs.
     Devices(devices::DevicesArgs),
+    /// Compile every CUDA kernel with NVRTC to cubins (no GPU needed).
+    Kernels(kernels::KernelsArgs),
 }
 
 impl EngineCommand {
@@ -29,6 +32,7 @@ impl EngineCommand {
             EngineCommand::Eval(args) => eval::run(args),
             EngineCommand::Parity(args) => parity::run(args),
             EngineCommand::Devices(args) => devices::run(args),
+            EngineCommand::Kernels(args) => kernels::run(args),
         }
     }
 }

@@ -19,7 +19,7 @@
 
 mod colour;
 
-pub use colour::{YuvColour, YuvMatrix};
+pub use colour::{YuvCoefficients, YuvColour, YuvMatrix};
 
 use super::{ChannelOrder, Image, ImageError, ImageMut, Rect};
 

@@ -141,6 +141,11 @@ impl ComputeStream {
         .map_err(|e| format!("cannot create a CUDA stream on GPU {ordinal}: {e:?}"))
     }
 
+    /// The cudarc stream, for our own kernels (ordered with the sessions' work on it).
+    pub(crate) fn cuda(&self) -> &std::sync::Arc<cudarc::driver::CudaStream> {
+        &self.0
+    }
+
     /// The raw `CUstream`, for ONNX Runtime's provider options.
     pub(crate) fn raw(&self) -> *mut () {
         self.0.cu_stream() as *mut ()

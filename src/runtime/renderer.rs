@@ -9,6 +9,7 @@
 //!
 //! The result equals the official `Renderer.forward` (spec §5.2) up to float32 summation order.
 
+mod device_warp;
 mod stages;
 
 use crate::audio::{CHUNK_FRAMES, N_MELS};
@@ -53,6 +54,9 @@ pub enum RendererError {
     /// The warp stage rejected its inputs.
     #[error(transparent)]
     Warp(#[from] WarpError),
+    /// The GPU warp kernel failed.
+    #[error(transparent)]
+    Kernels(#[from] crate::kernels::GpuError),
     /// An input tensor has the wrong shape (`N` = any count).
     #[error("renderer input `{name}`: expected shape {expected:?}, got {got:?}")]
     Shape {
@@ -193,6 +197,8 @@ pub struct RendererModel {
     translation: Translation,
     bank: Option<EncodedReferences>,
     warp: WarpAccumulator,
+    /// The warp on the GPU, when the sessions run on CUDA and the kernels load.
+    device_warp: Option<device_warp::DeviceWarp>,
     /// The graphs' stage names (a package's stage files), in run order.
     stages: [String; 4],
 }
@@ -305,6 +311,18 @@ impl RendererModel {
         let flow_modulation = FlowModulation::from_bytes(&label(flow_modulation::NAME), &b, s)?;
         let flow_head = FlowHead::from_bytes(&label(flow_head::NAME), c, config.graph, s)?;
         let translation = Translation::from_bytes(&label(translation::NAME), &e, config.graph, s)?;
+        let device_warp = match (Placement::for_device(&s.device), &s.stream) {
+            (Placement::Cuda { ordinal }, Some(stream)) => {
+                match device_warp::DeviceWarp::new(stream.cuda().clone(), ordinal) {
+                    Ok(w) => Some(w),
+                    Err(e) => {
+                        log::warn!("the warp runs on the CPU: its GPU kernel cannot load: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         Ok(RendererModel {
             config: RendererConfig {
                 chunk: config.chunk.max(1),
@@ -316,6 +334,7 @@ impl RendererModel {
             translation,
             bank: None,
             warp: WarpAccumulator::new(warp_threads),
+            device_warp,
             stages: names,
         })
     }
@@ -369,9 +388,14 @@ impl RendererModel {
             h2.slice_mut(s![a..b, .., .., ..]).assign(&f.h2);
             resident_h2.extend(resident);
         }
+        let ref_img = ref_imgs.as_standard_layout().into_owned();
+        if let Some(warp) = self.device_warp.as_mut() {
+            let (h1, img) = (h1.as_slice(), ref_img.as_slice());
+            warp.set_bank(h1.unwrap_or_default(), img.unwrap_or_default())?;
+        }
         self.bank = Some(EncodedReferences {
             features: RefFeatures { h1, h2 },
-            ref_img: ref_imgs.as_standard_layout().into_owned(),
+            ref_img,
             resident_h2,
         });
         Ok(())
@@ -401,6 +425,44 @@ impl RendererModel {
         let t = Instant::now();
         let maps = self.flow_modulation.run(x.target_sketches)?;
         timings.modulation = t.elapsed();
+
+        // The GPU warp: flows stay on the device, the averages go to the translation in place.
+        let on_device = !self.config.keep_flow
+            && !self.config.graph.intermediates
+            && bank.resident_h2.len() == chunks(n, self.config.chunk).count();
+        if let (true, Some(warp)) = (on_device, self.device_warp.as_mut()) {
+            let t = Instant::now();
+            let translation_input = translation_input(x.face, x.target_sketches)?;
+            let audio = x.audio.as_standard_layout();
+            warp.reset()?;
+            let mut alive = Vec::new();
+            for (i, range) in chunks(n, self.config.chunk).enumerate() {
+                let (flow, weight) = self.flow_head.run_on_device(&bank.resident_h2[i], &maps)?;
+                warp.add(range, &flow, &weight, &bank.resident_h2[i])?;
+                alive.push((flow, weight));
+            }
+            let averages = warp.finish()?;
+            drop(alive);
+            timings.flow_head = t.elapsed();
+            let t = Instant::now();
+            let generated = self.translation.run_on_device_averages(
+                translation_input.as_slice().unwrap_or_default(),
+                audio.as_slice().unwrap_or_default(),
+                [&averages[0], &averages[1], &averages[2]],
+            )?;
+            timings.translation = t.elapsed();
+            let avg = warp.download()?;
+            return Ok(RendererOutput {
+                generated_face: generated,
+                wrapped_ref: avg.ref_avg,
+                wrapped_h1: avg.h1_avg,
+                wrapped_h2: avg.h2_avg,
+                flow: None,
+                weight: None,
+                intermediates: None,
+                timings,
+            });
+        }
 
         let mut kept = self.config.keep_flow.then(|| {
             (

@@ -439,6 +439,78 @@ impl ModelSession {
     }
 }
 
+impl ModelSession {
+    /// Runs on host inputs and on memory we own on the session's device (our kernels' outputs),
+    /// which ONNX Runtime reads in place; the outputs come to the host. A plain run, not I/O
+    /// binding: `ort` clones borrowed memory it is asked to bind, to rule out aliasing.
+    pub fn run_f32_borrowed(
+        &mut self,
+        host: &[(&str, &[f32])],
+        borrowed: &[(&str, &BorrowedTensor)],
+        outputs: &[&str],
+    ) -> Result<Vec<Vec<f32>>, SessionError> {
+        let model = self.model.clone();
+        let fail = |message: String| SessionError::Run {
+            model: model.clone(),
+            message,
+        };
+        let mut run_inputs: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = Vec::with_capacity(self.inputs.len());
+        for spec in &self.inputs {
+            let name = spec.name.as_str();
+            let value = if let Some((_, data)) = host.iter().find(|(n, _)| *n == name) {
+                let shape = self.host_input_shape(spec, &[], data.len())?;
+                TensorRef::from_array_view((shape, *data))
+                    .map_err(|e| fail(e.to_string()))?
+                    .into()
+            } else if let Some((_, t)) = borrowed.iter().find(|(n, _)| *n == name) {
+                let shape = self.concrete_shape(spec, &[])?;
+                let same = t.shape.len() == shape.len()
+                    && t.shape.iter().zip(&shape).all(|(&a, &b)| a as i64 == b);
+                if !same || t.address == 0 {
+                    return Err(fail(format!(
+                        "input `{name}` has shape {:?}, expected {shape:?}",
+                        t.shape
+                    )));
+                }
+                let info = t.placement.memory_info().map_err(|e| fail(e.to_string()))?;
+                // SAFETY: `BorrowedTensor::new`'s contract: the memory holds the shape's values
+                // where `info` says and outlives this call, which returns after the run.
+                unsafe {
+                    ort::value::TensorRefMut::<f32>::from_raw(
+                        info,
+                        t.address as *mut std::ffi::c_void,
+                        ort::value::Shape::new(shape),
+                    )
+                }
+                .map_err(|e| fail(e.to_string()))?
+                .into()
+            } else {
+                return Err(fail(format!("input `{name}` not given")));
+            };
+            run_inputs.push((spec.name.clone().into(), value));
+        }
+        let result = self
+            .session
+            .run(run_inputs)
+            .map_err(|e| fail(e.to_string()))?;
+        outputs
+            .iter()
+            .map(|name| {
+                let v = result
+                    .get(name)
+                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
+                let (_, data) = v
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
+                Ok(data.to_vec())
+            })
+            .collect()
+    }
+}
+
 /// One input of [`ModelSession::run_bound`].
 #[derive(Clone, Copy, Debug)]
 pub enum BoundInput<'a> {
@@ -446,6 +518,30 @@ pub enum BoundInput<'a> {
     Host(&'a [f32]),
     /// A tensor already where it is needed (shape checked against the contract).
     Resident(&'a DeviceTensor),
+}
+
+/// A float32 tensor in device memory that ONNX Runtime does not own (a cudarc buffer our kernels
+/// wrote), described for binding as a session input without a copy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BorrowedTensor {
+    address: u64,
+    shape: Vec<usize>,
+    placement: Placement,
+}
+
+impl BorrowedTensor {
+    /// # Safety
+    ///
+    /// `address` must be valid for `shape`'s product of f32 values in `placement`'s memory, hold
+    /// the data by the time the session's stream runs, and stay allocated and unwritten by other
+    /// streams until every run it is bound to has returned.
+    pub unsafe fn new(address: u64, shape: &[usize], placement: Placement) -> Self {
+        BorrowedTensor {
+            address,
+            shape: shape.to_vec(),
+            placement,
+        }
+    }
 }
 
 impl ModelSession {

@@ -115,6 +115,22 @@ impl DeviceTensor {
         Placement::of(&self.value)
     }
 
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The data's address where it lives (a CUDA device address for [`Placement::Cuda`]), for
+    /// our own kernels to read in place. Valid while `self` lives; [`Self::len`] values.
+    pub fn data_address(&self) -> u64 {
+        self.value.data_ptr() as u64
+    }
+
     pub(crate) fn value(&self) -> &DynTensor {
         &self.value
     }

@@ -24,6 +24,24 @@ impl YuvMatrix {
     }
 }
 
+/// `YuvColour`'s tables flattened row-major, laid out exactly as `IplapYuvCoeffs` in
+/// `kernels/yuv.cuh` (19 `f32`, no padding), so the GPU and host builds of the kernels take the
+/// matrix from here instead of defining it a second time.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct YuvCoefficients {
+    /// RGB (0..255) → Y, U, V rows (without offsets).
+    pub fwd: [f32; 9],
+    /// Y − offset, U − 128, V − 128 → R, G, B rows.
+    pub inv: [f32; 9],
+    pub y_offset: f32,
+}
+
+// SAFETY: `#[repr(C)]` with only `f32` fields (19 of them, no padding, no pointers), so its bytes
+// are exactly `IplapYuvCoeffs` (kernels/yuv.cuh), which the kernels take by value: any bit
+// pattern is a valid value on either side, and a launch copies it into the parameter buffer.
+unsafe impl cudarc::driver::DeviceRepr for YuvCoefficients {}
+
 /// A YUV encoding: matrix and quantisation range. Limited range puts black..white at Y 16..235
 /// and chroma at 128 ± 112; full range uses 0..255 and 128 ± 127.5 (GStreamer's offsets/scales).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +88,16 @@ impl YuvColour {
             fwd,
             inv,
             y_offset,
+        }
+    }
+
+    /// The tables the maths below uses, for the kernels (`IplapYuvCoeffs`).
+    pub fn coefficients(&self) -> YuvCoefficients {
+        let flat = |m: [[f32; 3]; 3]| std::array::from_fn(|i| m[i / 3][i % 3]);
+        YuvCoefficients {
+            fwd: flat(self.fwd),
+            inv: flat(self.inv),
+            y_offset: self.y_offset,
         }
     }
 

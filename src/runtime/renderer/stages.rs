@@ -13,7 +13,9 @@ use crate::graph::renderer::{
     N_REF_DIM, RendererGraphOptions, flow_head as fh, flow_modulation as fm, ref_encoder as re,
     translation as tr,
 };
-use crate::runtime::{BoundInput, DeviceTensor, ModelSession, Placement, SessionConfig};
+use crate::runtime::{
+    BorrowedTensor, BoundInput, DeviceTensor, ModelSession, Placement, SessionConfig,
+};
 
 /// Checks that `a` has `expected` shape; `None` entries match any size.
 pub(crate) fn check_shape(
@@ -359,6 +361,45 @@ impl FlowHead {
         self.run_on(n, BoundInput::Resident(h2), maps)
     }
 
+    /// [`Self::run_resident`] with the flow and weight left on the device, for the warp kernel:
+    /// `(flow (N, 2, 128, 128), weight (N, 1, 128, 128))`. No intermediates.
+    pub fn run_on_device(
+        &mut self,
+        h2: &DeviceTensor,
+        maps: &SpadeMaps,
+    ) -> Result<(DeviceTensor, DeviceTensor), RendererError> {
+        let n = h2.shape().first().copied().unwrap_or(0);
+        if n == 0 {
+            return Err(RendererError::EmptyBank);
+        }
+        let mut inputs: Vec<(&str, BoundInput<'_>)> = vec![(fh::IN_H2, BoundInput::Resident(h2))];
+        let names = fm::LAYERS.iter().flat_map(|l| [l.scale, l.shift]);
+        inputs.extend(names.zip(maps.maps.iter().map(BoundInput::Resident)));
+        let mut out = self
+            .stage
+            .session(n)?
+            .run_bound(
+                &[],
+                &inputs,
+                &[fh::OUT_FLOW, fh::OUT_WEIGHT],
+                h2.placement(),
+            )?
+            .into_iter();
+        let mut next = |c: usize| match out.next() {
+            Some(t) if t.shape() == [n, c, FACE_SIZE, FACE_SIZE] => Ok(t),
+            Some(t) => Err(RendererError::Output {
+                stage: "flow_head",
+                name: if c == 2 { fh::OUT_FLOW } else { fh::OUT_WEIGHT }.into(),
+                got: t.len(),
+                shape: vec![n, c, FACE_SIZE, FACE_SIZE],
+            }),
+            None => Err(missing("flow_head")),
+        };
+        let flow = next(2)?;
+        let weight = next(1)?;
+        Ok((flow, weight))
+    }
+
     fn run_on(
         &mut self,
         n: usize,
@@ -372,7 +413,7 @@ impl FlowHead {
         if self.intermediates {
             wanted.push(fh::OUT_SPADE1);
         }
-        // The flows and weights come down: the warp runs on the CPU (until it has a kernel).
+        // The flows and weights come down for the CPU warp (the GPU warp uses `run_on_device`).
         let mut out = self
             .stage
             .session(n)?
@@ -459,6 +500,38 @@ impl Translation {
             session: ModelSession::from_bytes(label, bytes, &inputs, &outputs, config)?,
             intermediates: opts.intermediates,
         })
+    }
+
+    /// Runs the translation network on averages our warp kernel left on the device (`h1_avg`
+    /// `(1, 32, 128, 128)`, `h2_avg` `(1, 256, 64, 64)`, `ref_avg` `(1, 3, 128, 128)`) and the
+    /// host `translation_input` `(1, 18, 128, 128)` and `audio` `(1, 1, 80, 16)`; the generated
+    /// face comes down. No intermediates.
+    pub fn run_on_device_averages(
+        &mut self,
+        translation_input: &[f32],
+        audio: &[f32],
+        averages: [&BorrowedTensor; 3],
+    ) -> Result<Array4<f32>, RendererError> {
+        let [h1, h2, ref_avg] = averages;
+        let host = [
+            (tr::IN_TRANSLATION_INPUT, translation_input),
+            (tr::IN_AUDIO, audio),
+        ];
+        let borrowed = [
+            (tr::IN_H1_AVG, h1),
+            (tr::IN_H2_AVG, h2),
+            (tr::IN_REF_AVG, ref_avg),
+        ];
+        let mut out = self
+            .session
+            .run_f32_borrowed(&host, &borrowed, &[tr::OUT_GENERATED])?;
+        let generated = out.pop().ok_or_else(|| missing("translation"))?;
+        array(
+            "translation",
+            tr::OUT_GENERATED,
+            generated,
+            [1, 3, FACE_SIZE, FACE_SIZE],
+        )
     }
 
     /// Runs the translation network once.
