@@ -14,6 +14,7 @@
 // pixel (x, y) uses chroma sample (x / 2, y / 2), then `YuvColour::rgb`, i.e. iplap_yuv_to_rgb).
 #pragma once
 #include "common.cuh"
+#include "resize.cuh"
 #include "yuv.cuh"
 
 // Side of the square face crop (`sizes::FACE_SIZE`).
@@ -82,76 +83,21 @@ IPLAP_HD void iplap_crop_read_bgr(const IplapCropSource& s, i32 x, i32 y, u8 bgr
     bgr[2] = rgb[0];
 }
 
-// One output sample's two source indices and 11-bit fixed-point weights.
-struct IplapCropTap {
-    i32 i0, i1;
-    i32 w0, w1;
-};
-
-// `fixed`: round(w * 2048), ties to even. The product is exact (power of two, 0 <= w <= 1) and so
-// is v - floor(v), so the explicit tie rule gives the same integer as Rust's round_ties_even
-// without relying on the rounding mode (rintf) being the same on both builds. (With 128 outputs
-// the fractions lie on a 1/256 grid, so no tie arises for crops up to 8192 pixels: the rule is
-// kept to stay the same function as Rust's, not because the tests could tell it apart.)
-IPLAP_HD i32 iplap_crop_fixed(float w) {
-    const float v = w * 2048.0f;
-    const float fl = iplap_floorf(v);
-    const float d = v - fl;
-    i32 r = (i32)fl;
-    if (d > 0.5f || (d == 0.5f && (r & 1) != 0)) r += 1;
-    return r;
-}
-
-// `taps(src, dst, clamp)[d]` of src/image/resize.rs with the weights made fixed point. The scale
-// is inverted from dst / src as OpenCV does, the position computed in double and rounded to float,
-// and the fraction taken in float: every step in the same type and order as the Rust code (no
-// fused multiply-adds on either build). `clamp` is the column rule (out-of-range positions pinned
-// to the edge with weight 0); rows keep their fraction and only clip the indices.
-IPLAP_HD IplapCropTap iplap_crop_tap(i32 src, i32 dst, i32 d, bool clamp) {
-    const double scale = 1.0 / ((double)dst / (double)src);
-    const float f = (float)(((double)d + 0.5) * scale - 0.5);
-    i64 s = (i64)iplap_floorf(f);
-    float frac = f - (float)s;
-    const i64 last = (i64)src - 1;
-    if (clamp) {
-        if (s < 0) {
-            s = 0;
-            frac = 0.0f;
-        }
-        if (s >= last) {
-            s = last;
-            frac = 0.0f;
-        }
-    }
-    IplapCropTap t;
-    t.i0 = (i32)iplap_max_i64(0, iplap_min_i64(s, last));
-    t.i1 = (i32)iplap_max_i64(0, iplap_min_i64(s + 1, last));
-    t.w0 = iplap_crop_fixed(1.0f - frac);
-    t.w1 = iplap_crop_fixed(frac);
-    return t;
-}
-
-// Output pixel (dx, dy) of the 128 x 128 crop of rect (rx, ry, rw, rh): B, G, R bytes.
-// Horizontal pass per source row: t = s0 a0 + s1 a1, kept as t >> 4 (fits u16); vertical pass:
-// ((b0 h0) >> 16) + ((b1 h1) >> 16) + 2 >> 2, capped at 255 — OpenCV's 16-bit multiply-high
-// products, as `Resizer` / `vertical_u8` compute them.
+// Output pixel (dx, dy) of the 128 x 128 crop of rect (rx, ry, rw, rh): B, G, R bytes, each the
+// uint8 INTER_LINEAR fixed-point combine (iplap_resize_u8) of its four source samples.
 IPLAP_HD void iplap_crop_pixel(const IplapCropSource& s, i32 rx, i32 ry, i32 rw, i32 rh, i32 dx, i32 dy,
                                u8 bgr[3]) {
-    const IplapCropTap tx = iplap_crop_tap(rw, IPLAP_CROP_SIZE, dx, true);
-    const IplapCropTap ty = iplap_crop_tap(rh, IPLAP_CROP_SIZE, dy, false);
+    const IplapResizeTap tx = iplap_resize_tap(rw, IPLAP_CROP_SIZE, dx, true);
+    const IplapResizeTap ty = iplap_resize_tap(rh, IPLAP_CROP_SIZE, dy, false);
+    const i32 a0 = iplap_resize_fixed(tx.w0), a1 = iplap_resize_fixed(tx.w1);
+    const i32 b0 = iplap_resize_fixed(ty.w0), b1 = iplap_resize_fixed(ty.w1);
     u8 p00[3], p01[3], p10[3], p11[3];
     iplap_crop_read_bgr(s, rx + tx.i0, ry + ty.i0, p00);
     iplap_crop_read_bgr(s, rx + tx.i1, ry + ty.i0, p01);
     iplap_crop_read_bgr(s, rx + tx.i0, ry + ty.i1, p10);
     iplap_crop_read_bgr(s, rx + tx.i1, ry + ty.i1, p11);
-    // Rust stores the row weights as u16; they are 0..=2048, so the value is unchanged.
-    const u32 b0 = (u32)ty.w0, b1 = (u32)ty.w1;
     for (int c = 0; c < 3; ++c) {
-        const u32 h0 = (u32)(u16)(((i32)p00[c] * tx.w0 + (i32)p01[c] * tx.w1) >> 4);
-        const u32 h1 = (u32)(u16)(((i32)p10[c] * tx.w0 + (i32)p11[c] * tx.w1) >> 4);
-        // Each high half is at most 2048 * 32640 >> 16 = 1020: no u16 overflow in Rust's sum.
-        const u32 v = (((b0 * h0) >> 16) + ((b1 * h1) >> 16) + 2) >> 2;
-        bgr[c] = (u8)(v > 255 ? 255 : v);
+        bgr[c] = iplap_resize_u8(p00[c], p01[c], p10[c], p11[c], a0, a1, b0, b1);
     }
 }
 

@@ -13,6 +13,7 @@
 // vertices are `n` (x, y) pairs of i64, flattened: pts[2 i] = x, pts[2 i + 1] = y.
 #pragma once
 #include "common.cuh"
+#include "resize.cuh"
 
 #define IPLAP_PASTE_FACE 128
 #define IPLAP_PASTE_PLANE (IPLAP_PASTE_FACE * IPLAP_PASTE_FACE)
@@ -56,71 +57,25 @@ IPLAP_HD void iplap_paste_face_px(const float* chw, u8* out, i32 i) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// uint8 INTER_LINEAR (resize.rs `resize_bgr_u8`, whole source onto a dst rect): taps per axis as
-// `taps()` computes them, 11-bit fixed weights, horizontal `>> 4`, vertical 16-bit multiply-high.
-
-struct IplapPasteTap {
-    i32 i0;
-    i32 i1;
-    i32 w0; // round_ties_even(w * 2048)
-    i32 w1;
-};
-
-// `(w * 2048f32).round_ties_even() as i32`; w is in [0, 1], so the product is exact and small.
-IPLAP_HD i32 iplap_paste_fixed(float w) {
-    const float v = w * 2048.0f;
-    const float f = floorf(v);
-    const float d = v - f; // exact: v and f are close floats
-    i32 r = (i32)f;
-    if (d > 0.5f || (d == 0.5f && (r & 1))) r += 1;
-    return r;
-}
-
-// Tap `d` of an axis of `src` -> `dst` samples (resize.rs `taps`): `clamp` is the column rule.
-IPLAP_HD IplapPasteTap iplap_paste_tap(i32 src, i32 dst, i32 d, bool clamp) {
-    // OpenCV inverts the inverse scale; keep that double rounding.
-    const double scale = 1.0 / ((double)dst / (double)src);
-    const float f = (float)(((double)d + 0.5) * scale - 0.5);
-    i64 s = (i64)floorf(f);
-    float frac = f - (float)s;
-    const i64 last = (i64)src - 1;
-    if (clamp) {
-        if (s < 0) {
-            s = 0;
-            frac = 0.0f;
-        }
-        if (s >= last) {
-            s = last;
-            frac = 0.0f;
-        }
-    }
-    IplapPasteTap t;
-    t.i0 = (i32)(s < 0 ? 0 : (s > last ? last : s));
-    t.i1 = (i32)(s + 1 < 0 ? 0 : (s + 1 > last ? last : s + 1));
-    t.w0 = iplap_paste_fixed(1.0f - frac);
-    t.w1 = iplap_paste_fixed(frac);
-    return t;
-}
+// uint8 INTER_LINEAR (resize.rs `resize_bgr_u8`, whole source onto a dst rect): taps, fixed-point
+// weights and the per-sample combine are resize.cuh's.
 
 // Output pixel (dx, dy) of `src` (sw x sh, row stride sstride bytes, sbpp bytes per pixel, B/G/R at
 // byte offsets sb/sg/sr) resized to dw x dh; writes B, G, R into out[0..3].
 IPLAP_HD void iplap_paste_resize_px(const u8* src, i32 sw, i32 sh, i64 sstride, i32 sbpp, i32 sb,
                                     i32 sg, i32 sr, i32 dw, i32 dh, i32 dx, i32 dy, u8 out[3]) {
-    const IplapPasteTap tx = iplap_paste_tap(sw, dw, dx, true);
-    const IplapPasteTap ty = iplap_paste_tap(sh, dh, dy, false);
+    const IplapResizeTap tx = iplap_resize_tap(sw, dw, dx, true);
+    const IplapResizeTap ty = iplap_resize_tap(sh, dh, dy, false);
+    const i32 a0 = iplap_resize_fixed(tx.w0), a1 = iplap_resize_fixed(tx.w1);
+    const i32 b0 = iplap_resize_fixed(ty.w0), b1 = iplap_resize_fixed(ty.w1);
     const u8* r0 = src + (i64)ty.i0 * sstride;
     const u8* r1 = src + (i64)ty.i1 * sstride;
     const i64 c0 = (i64)tx.i0 * sbpp;
     const i64 c1 = (i64)tx.i1 * sbpp;
     const i32 off[3] = {sb, sg, sr};
-    // Row weights are stored as u16 in Rust; they are 0..2048, so u32 products are the same.
-    const u32 b0 = (u32)ty.w0;
-    const u32 b1 = (u32)ty.w1;
     for (i32 c = 0; c < 3; ++c) {
-        const u32 h0 = (u32)(((i32)r0[c0 + off[c]] * tx.w0 + (i32)r0[c1 + off[c]] * tx.w1) >> 4);
-        const u32 h1 = (u32)(((i32)r1[c0 + off[c]] * tx.w0 + (i32)r1[c1 + off[c]] * tx.w1) >> 4);
-        const u32 v = (((b0 * h0) >> 16) + ((b1 * h1) >> 16) + 2) >> 2;
-        out[c] = (u8)(v > 255 ? 255 : v);
+        out[c] = iplap_resize_u8(r0[c0 + off[c]], r0[c1 + off[c]], r1[c0 + off[c]], r1[c1 + off[c]], a0,
+                                 a1, b0, b1);
     }
 }
 

@@ -1,7 +1,7 @@
 // iplap kernels — sketch: per-element maths shared by the device kernels (kernels/sketch.cu) and the
 // host build (kernels/host/sketch.cpp). Bit-identical twin of `src/image/sketch.rs`
 // (`SketchRasteriser::render`), `src/image/line.rs` (`line8`) and the f64 path of
-// `src/image/resize.rs` (`taps`, `resize_gray_f64`).
+// `src/image/resize.rs` (`resize_gray_f64`; its `taps` are resize.cuh's).
 //
 // A batch holds S sketches. Sketch s has
 //   * landmarks: 2 x IPLAP_SKETCH_POINTS f32 (row 0 = x, row 1 = y, crop-normalised), sketch after
@@ -15,6 +15,7 @@
 // only definition is Rust's `CONNECTION_COLUMNS`.
 #pragma once
 #include "common.cuh"
+#include "resize.cuh"
 
 // Points per landmark set (POSE then CONTENT columns); Rust's `FULL_LEN`.
 #define IPLAP_SKETCH_POINTS 131
@@ -101,43 +102,16 @@ IPLAP_HD void iplap_sketch_draw_connection(const float* lm, const i32* connectio
     }
 }
 
-// One INTER_LINEAR tap (Rust's `taps`, for output index `d` of a `src` -> `dst` axis), with the
-// same operations in the same order: inverse scale inverted in f64, position rounded to f32,
-// floor, f32 fraction. `clamp` = column rule (out-of-range positions pinned with weight 0); rows
-// (`clamp` false) keep the fraction and only clip the indices.
-IPLAP_HD void iplap_sketch_tap(i32 src, i32 dst, i32 d, bool clamp, i64* i0, i64* i1, float* w0,
-                               float* w1) {
-    const double scale = 1.0 / ((double)dst / (double)src);
-    const i64 last = (i64)src - 1;
-    const float f = (float)(((double)d + 0.5) * scale - 0.5);
-    i64 s = (i64)floorf(f);
-    float frac = f - (float)s;
-    if (clamp) {
-        if (s < 0) {
-            s = 0;
-            frac = 0.0f;
-        }
-        if (s >= last) {
-            s = last;
-            frac = 0.0f;
-        }
-    }
-    *i0 = s < 0 ? 0 : (s > last ? last : s);
-    *i1 = s + 1 < 0 ? 0 : (s + 1 > last ? last : s + 1);
-    *w0 = 1.0f - frac;
-    *w1 = frac;
-}
-
 // Output pixel (x, y) of one sketch: f64 INTER_LINEAR of the w x h canvas to 128 x 128 (Rust's
 // `resize_gray_f64`: horizontal pass of source rows i0 and i1, then the vertical blend; Rust
 // caches the horizontal rows, which changes nothing in the values), then the /255 that `scaling`
 // selects, stored in all three planes of `out` (this sketch's 3 x 128 x 128 f32).
 IPLAP_HD void iplap_sketch_resize_pixel(const u8* canvas, i32 w, i32 h, i32 scaling, i32 x,
                                         i32 y, float* out) {
-    i64 x0, x1, y0, y1;
-    float a0, a1, b0, b1;
-    iplap_sketch_tap(w, IPLAP_SKETCH_SIZE, x, true, &x0, &x1, &a0, &a1);
-    iplap_sketch_tap(h, IPLAP_SKETCH_SIZE, y, false, &y0, &y1, &b0, &b1);
+    const IplapResizeTap tx = iplap_resize_tap(w, IPLAP_SKETCH_SIZE, x, true);
+    const IplapResizeTap ty = iplap_resize_tap(h, IPLAP_SKETCH_SIZE, y, false);
+    const i64 x0 = tx.i0, x1 = tx.i1, y0 = ty.i0, y1 = ty.i1;
+    const float a0 = tx.w0, a1 = tx.w1, b0 = ty.w0, b1 = ty.w1;
     const u8* r0 = canvas + y0 * (i64)w;
     const u8* r1 = canvas + y1 * (i64)w;
     const double t0 = (double)r0[x0] * (double)a0 + (double)r0[x1] * (double)a1;

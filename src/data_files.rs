@@ -212,6 +212,7 @@ impl SearchContext {
             DataFile::FaceModels.env_var(),
             DataFile::ModelPackage.env_var(),
             DataFile::OnnxRuntime.env_var(),
+            DataFile::Nvrtc.env_var(),
             DATA_DIR_ENV,
             "XDG_DATA_HOME",
             "XDG_DATA_DIRS",

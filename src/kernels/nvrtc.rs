@@ -143,14 +143,11 @@ fn load() -> Result<Nvrtc, NvrtcError> {
     };
     // SAFETY: probing only loads the library and drops the handle.
     if !unsafe { sys::is_culib_present() } {
-        let searched = match found {
-            Err(e) => e.to_string(),
-            Ok(l) => l.path.display().to_string(),
-        };
-        return Err(NvrtcError::Missing(format!(
-            "libnvrtc.so.13 not found ({searched}); {}",
-            DataFile::Nvrtc.hint()
-        )));
+        // The search's own message names every place tried and how to fix it.
+        return Err(NvrtcError::Missing(match found {
+            Err(e) => format!("libnvrtc.so.13 is not on the loader's path either: {e}"),
+            Ok(l) => format!("{} does not load", l.path.display()),
+        }));
     }
     let guarded = std::panic::catch_unwind(|| {
         let (mut major, mut minor) = (0, 0);

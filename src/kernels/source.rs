@@ -36,8 +36,9 @@ pub const KERNELS: [KernelSource; 5] = [
 ];
 
 /// The headers a unit may include, by file name.
-const HEADERS: [(&str, &str); 6] = [
+const HEADERS: [(&str, &str); 7] = [
     header!("common.cuh"),
+    header!("resize.cuh"),
     header!("sketch.cuh"),
     header!("crop.cuh"),
     header!("warp.cuh"),

@@ -399,52 +399,16 @@ impl ModelSession {
         inputs: &[(&str, &[f32])],
         outputs: &[&str],
     ) -> Result<Vec<Vec<f32>>, SessionError> {
-        let model = self.model.clone();
-        let fail = |message: String| SessionError::Run {
-            model: model.clone(),
-            message,
-        };
-        let mut values = Vec::with_capacity(inputs.len());
-        for spec in &self.inputs {
-            let Some((_, data)) = inputs.iter().find(|(n, _)| *n == spec.name) else {
-                return Err(fail(format!("input `{}` not given", spec.name)));
-            };
-            let shape = self.host_input_shape(spec, dims, data.len())?;
-            let t = TensorRef::from_array_view((shape, *data)).map_err(|e| fail(e.to_string()))?;
-            values.push((spec.name.clone(), t));
-        }
-        let run_inputs: Vec<(
-            std::borrow::Cow<'_, str>,
-            ort::session::SessionInputValue<'_>,
-        )> = values
-            .into_iter()
-            .map(|(n, t)| (n.into(), t.into()))
-            .collect();
-        let result = self
-            .session
-            .run(run_inputs)
-            .map_err(|e| fail(e.to_string()))?;
-        outputs
-            .iter()
-            .map(|name| {
-                let v = result
-                    .get(name)
-                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
-                let (_, data) = v
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
-                Ok(data.to_vec())
-            })
-            .collect()
+        self.run_f32_borrowed(dims, inputs, &[], outputs)
     }
-}
 
-impl ModelSession {
     /// Runs on host inputs and on memory we own on the session's device (our kernels' outputs),
-    /// which ONNX Runtime reads in place; the outputs come to the host. A plain run, not I/O
+    /// which ONNX Runtime reads in place, with symbolic dimensions sized by `dims`; the outputs
+    /// come to the host. A plain run, not I/O
     /// binding: `ort` clones borrowed memory it is asked to bind, to rule out aliasing.
     pub fn run_f32_borrowed(
         &mut self,
+        dims: &[(&str, usize)],
         host: &[(&str, &[f32])],
         borrowed: &[(&str, &BorrowedTensor)],
         outputs: &[&str],
@@ -461,12 +425,12 @@ impl ModelSession {
         for spec in &self.inputs {
             let name = spec.name.as_str();
             let value = if let Some((_, data)) = host.iter().find(|(n, _)| *n == name) {
-                let shape = self.host_input_shape(spec, &[], data.len())?;
+                let shape = self.host_input_shape(spec, dims, data.len())?;
                 TensorRef::from_array_view((shape, *data))
                     .map_err(|e| fail(e.to_string()))?
                     .into()
             } else if let Some((_, t)) = borrowed.iter().find(|(n, _)| *n == name) {
-                let shape = self.concrete_shape(spec, &[])?;
+                let shape = self.concrete_shape(spec, dims)?;
                 let same = t.shape.len() == shape.len()
                     && t.shape.iter().zip(&shape).all(|(&a, &b)| a as i64 == b);
                 if !same || t.address == 0 {

@@ -524,7 +524,7 @@ impl Translation {
         ];
         let mut out = self
             .session
-            .run_f32_borrowed(&host, &borrowed, &[tr::OUT_GENERATED])?;
+            .run_f32_borrowed(&[], &host, &borrowed, &[tr::OUT_GENERATED])?;
         let generated = out.pop().ok_or_else(|| missing("translation"))?;
         array(
             "translation",
