@@ -68,6 +68,25 @@ pub struct WarpChunk<'a> {
     pub ref_img: ArrayView4<'a, f32>,
 }
 
+impl WarpChunk<'_> {
+    /// Checks the five shapes against the reference count `n` (the length of `flow`'s first axis)
+    /// and returns `n`. The one statement of a chunk's shape contract, so the CPU accumulator and
+    /// the host build of the GPU kernels refuse the same chunks with the same error.
+    pub fn check_shapes(&self) -> Result<usize, WarpError> {
+        let n = self.flow.len_of(Axis(0));
+        check("flow", &self.flow, [n, 2, FACE_SIZE, FACE_SIZE])?;
+        check("weight", &self.weight, [n, 1, FACE_SIZE, FACE_SIZE])?;
+        check("h1", &self.h1, [n, H1_CHANNELS, FACE_SIZE, FACE_SIZE])?;
+        check("h2", &self.h2, [n, H2_CHANNELS, HALF_SIZE, HALF_SIZE])?;
+        check(
+            "ref_img",
+            &self.ref_img,
+            [n, IMG_CHANNELS, FACE_SIZE, FACE_SIZE],
+        )?;
+        Ok(n)
+    }
+}
+
 /// The three averages, each with batch 1 like the official tensors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WarpOutput {
@@ -88,19 +107,61 @@ struct Tap {
     w: [f32; 4],
 }
 
+/// The running sums of warp-and-accumulate over the references added so far. One definition for
+/// [`WarpAccumulator`] and the host build of the GPU kernels
+/// (`kernels::host::warp::HostWarpAccumulator`), which add into the same four buffers: their
+/// sizes are fixed here, and the host wrapper hands them to C loops that rely on exactly these
+/// sizes, which is why the fields are private to the crate.
+#[derive(Debug, Clone)]
+pub(crate) struct WarpSums {
+    pub(crate) count: usize,
+    /// Σ w_r, 128 × 128.
+    pub(crate) denom: Vec<f32>,
+    /// Σ warp(h1_r) w_r, 32 × 128 × 128.
+    pub(crate) acc_h1: Vec<f32>,
+    /// Σ warp(h2_r) ↓w_r, 256 × 64 × 64.
+    pub(crate) acc_h2: Vec<f32>,
+    /// Σ warp(ref_r) w_r, 3 × 128 × 128.
+    pub(crate) acc_ref: Vec<f32>,
+}
+
+impl WarpSums {
+    /// Zeroed sums at their fixed sizes.
+    pub(crate) fn new() -> Self {
+        let plane = FACE_SIZE * FACE_SIZE;
+        Self {
+            count: 0,
+            denom: vec![0.0; plane],
+            acc_h1: vec![0.0; H1_CHANNELS * plane],
+            acc_h2: vec![0.0; H2_CHANNELS * HALF_SIZE * HALF_SIZE],
+            acc_ref: vec![0.0; IMG_CHANNELS * plane],
+        }
+    }
+
+    /// Number of references added so far.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Zeroes the sums in place (keeps the allocations, and so the sizes).
+    pub(crate) fn reset(&mut self) {
+        self.count = 0;
+        for buf in [
+            &mut self.denom,
+            &mut self.acc_h1,
+            &mut self.acc_h2,
+            &mut self.acc_ref,
+        ] {
+            buf.fill(0.0);
+        }
+    }
+}
+
 /// Sums warped references; feed chunks with [`add`](Self::add), then [`finish`](Self::finish).
 #[derive(Debug, Clone)]
 pub struct WarpAccumulator {
     threads: usize,
-    count: usize,
-    /// Σ w_r, 128 × 128.
-    denom: Vec<f32>,
-    /// Σ warp(h1_r) w_r, 32 × 128 × 128.
-    acc_h1: Vec<f32>,
-    /// Σ warp(h2_r) ↓w_r, 256 × 64 × 64.
-    acc_h2: Vec<f32>,
-    /// Σ warp(ref_r) w_r, 3 × 128 × 128.
-    acc_ref: Vec<f32>,
+    sums: WarpSums,
 }
 
 /// Which source a channel job reads.
@@ -114,47 +175,25 @@ enum Source {
 impl WarpAccumulator {
     /// An empty accumulator that splits the channel loops over `threads` threads (at least 1).
     pub fn new(threads: usize) -> Self {
-        let plane = FACE_SIZE * FACE_SIZE;
         Self {
             threads: threads.max(1),
-            count: 0,
-            denom: vec![0.0; plane],
-            acc_h1: vec![0.0; H1_CHANNELS * plane],
-            acc_h2: vec![0.0; H2_CHANNELS * HALF_SIZE * HALF_SIZE],
-            acc_ref: vec![0.0; IMG_CHANNELS * plane],
+            sums: WarpSums::new(),
         }
     }
 
     /// Number of references added so far.
     pub fn count(&self) -> usize {
-        self.count
+        self.sums.count()
     }
 
     /// Clears the sums (keeps the allocations) for the next frame.
     pub fn reset(&mut self) {
-        self.count = 0;
-        for buf in [
-            &mut self.denom,
-            &mut self.acc_h1,
-            &mut self.acc_h2,
-            &mut self.acc_ref,
-        ] {
-            buf.fill(0.0);
-        }
+        self.sums.reset();
     }
 
     /// Adds a chunk of references (in order; the sums run over references like the original loop).
     pub fn add(&mut self, chunk: &WarpChunk<'_>) -> Result<(), WarpError> {
-        let n = chunk.flow.len_of(Axis(0));
-        check("flow", &chunk.flow, [n, 2, FACE_SIZE, FACE_SIZE])?;
-        check("weight", &chunk.weight, [n, 1, FACE_SIZE, FACE_SIZE])?;
-        check("h1", &chunk.h1, [n, H1_CHANNELS, FACE_SIZE, FACE_SIZE])?;
-        check("h2", &chunk.h2, [n, H2_CHANNELS, HALF_SIZE, HALF_SIZE])?;
-        check(
-            "ref_img",
-            &chunk.ref_img,
-            [n, IMG_CHANNELS, FACE_SIZE, FACE_SIZE],
-        )?;
+        let n = chunk.check_shapes()?;
         if n == 0 {
             return Ok(());
         }
@@ -170,6 +209,7 @@ impl WarpAccumulator {
         let plane = FACE_SIZE * FACE_SIZE;
         for r in 0..n {
             for (d, w) in self
+                .sums
                 .denom
                 .iter_mut()
                 .zip(&weight[r * plane..(r + 1) * plane])
@@ -182,19 +222,22 @@ impl WarpAccumulator {
         let plane2 = HALF_SIZE * HALF_SIZE;
         let mut jobs: Vec<(Source, usize, &mut [f32])> = Vec::new();
         jobs.extend(
-            self.acc_h1
+            self.sums
+                .acc_h1
                 .chunks_mut(plane)
                 .enumerate()
                 .map(|(c, o)| (Source::H1, c, o)),
         );
         jobs.extend(
-            self.acc_ref
+            self.sums
+                .acc_ref
                 .chunks_mut(plane)
                 .enumerate()
                 .map(|(c, o)| (Source::Ref, c, o)),
         );
         jobs.extend(
-            self.acc_h2
+            self.sums
+                .acc_h2
                 .chunks_mut(plane2)
                 .enumerate()
                 .map(|(c, o)| (Source::H2, c, o)),
@@ -259,16 +302,21 @@ impl WarpAccumulator {
                 }
             });
         }
-        self.count += n;
+        self.sums.count += n;
         Ok(())
     }
 
     /// Divides the sums by the denominator (spec §5.2: `D + 1e-5`, nearest-reduced for h2).
     pub fn finish(&self) -> Result<WarpOutput, WarpError> {
-        if self.count == 0 {
+        if self.sums.count == 0 {
             return Err(WarpError::Empty);
         }
-        let denom: Vec<f32> = self.denom.iter().map(|d| d + DENOMINATOR_EPS).collect();
+        let denom: Vec<f32> = self
+            .sums
+            .denom
+            .iter()
+            .map(|d| d + DENOMINATOR_EPS)
+            .collect();
         let denom_h2: Vec<f32> = (0..HALF_SIZE * HALF_SIZE)
             .map(|p| denom[(p / HALF_SIZE) * 2 * FACE_SIZE + (p % HALF_SIZE) * 2])
             .collect();
@@ -281,9 +329,9 @@ impl WarpAccumulator {
             out
         };
         Ok(WarpOutput {
-            h1_avg: divide(&self.acc_h1, &denom, H1_CHANNELS, FACE_SIZE),
-            h2_avg: divide(&self.acc_h2, &denom_h2, H2_CHANNELS, HALF_SIZE),
-            ref_avg: divide(&self.acc_ref, &denom, IMG_CHANNELS, FACE_SIZE),
+            h1_avg: divide(&self.sums.acc_h1, &denom, H1_CHANNELS, FACE_SIZE),
+            h2_avg: divide(&self.sums.acc_h2, &denom_h2, H2_CHANNELS, HALF_SIZE),
+            ref_avg: divide(&self.sums.acc_ref, &denom, IMG_CHANNELS, FACE_SIZE),
         })
     }
 }

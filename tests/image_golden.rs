@@ -8,6 +8,7 @@ use iplap::image::{
     SketchScaling, bgr_to_chw, crop_face, mask_lower_half, paste_face,
 };
 use iplap::sizes::FACE_SIZE;
+use iplap::testdata::{CropGolden, PasteGolden, relayout, swap_red_blue};
 use ndarray::{Array2, Array3, Array4};
 use ndarray_npy::read_npy;
 use std::path::Path;
@@ -69,63 +70,21 @@ fn sketches_match_golden() {
     }
 }
 
-/// RGB frame `f` of the facemesh source as an owned image.
-fn rgb_frame(frames: &Array4<u8>, f: usize) -> Image {
-    let (h, w) = (frames.shape()[1], frames.shape()[2]);
-    let data = frames
-        .index_axis(ndarray::Axis(0), f)
-        .iter()
-        .copied()
-        .collect();
-    Image::from_vec(data, w, h, ChannelOrder::Rgb).unwrap()
-}
-
-/// The same pixels (packed 3-byte input) as BGRx with 7 bytes of row padding, x = 0xAA: a typical
-/// mapped GStreamer frame.
-fn to_bgrx_padded(img: &ImageRef) -> (Vec<u8>, usize) {
-    let stride = img.width() * 4 + 7;
-    let mut out = vec![0xAAu8; stride * img.height()];
-    let off = img.order().bgr_offsets().unwrap();
-    for y in 0..img.height() {
-        for (x, px) in img.row(y).chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                out[y * stride + x * 4 + c] = px[off[c]];
-            }
-        }
-    }
-    (out, stride)
-}
-
 #[test]
 fn crops_match_golden() {
-    let fm = iplap::require_shared!("golden/public/facemesh/129");
-    let dir = iplap::require_shared!("golden/public/crop");
-    let frames: Array4<u8> = read_npy(fm.join("frames_rgb_u8.npy")).unwrap();
-    let lm: Array3<f32> = read_npy(fm.join("landmarks_refined_f32.npy")).unwrap();
-    let boxes: Array2<i32> = read_npy(dir.join("boxes_i32.npy")).unwrap();
-    let crops: Array4<u8> = read_npy(dir.join("crop_bgr_u8.npy")).unwrap();
-    let chw: Array4<f32> = read_npy(dir.join("crop_chw_f32.npy")).unwrap();
+    let Some(g) = CropGolden::load() else { return };
+    let (w, h) = g.facemesh.frame_size();
     let mut rz = Resizer::new();
     let mut out = Image::default();
     let mut tensor = vec![0f32; 3 * FACE_SIZE * FACE_SIZE];
-    // Crop samples are the sketch samples: frames 0, 12, 24, 36, 48, 59 (README).
-    for (k, f) in [0usize, 12, 24, 36, 48, 59].into_iter().enumerate() {
-        let frame = rgb_frame(&frames, f);
-        let marks: Vec<[f32; 3]> = (0..478)
-            .map(|i| [lm[[f, i, 0]], lm[[f, i, 1]], lm[[f, i, 2]]])
-            .collect();
+    for (k, f) in CropGolden::SAMPLE_FRAMES.into_iter().enumerate() {
+        let frame = Image::from_vec(g.facemesh.frame_rgb(f), w, h, ChannelOrder::Rgb).unwrap();
+        let marks = g.facemesh.marks(f);
         let b = FaceGeometry::from_landmarks(&marks, frame.width(), frame.height())
             .unwrap()
             .crop_box;
-        assert_eq!(
-            [b.y1, b.y2, b.x1, b.x2].map(|v| v as i32),
-            [0, 1, 2, 3].map(|i| boxes[[k, i]])
-        );
-        let golden: Vec<u8> = crops
-            .index_axis(ndarray::Axis(0), k)
-            .iter()
-            .copied()
-            .collect();
+        assert_eq!([b.y1, b.y2, b.x1, b.x2].map(|v| v as i32), g.crop_box(k));
+        let golden = g.crop_bgr(k);
 
         crop_face(&frame.view(), b.rect(), &mut out, &mut rz).unwrap();
         let bad = out
@@ -135,15 +94,11 @@ fn crops_match_golden() {
             .filter(|(a, b)| a != b)
             .count();
         // The same frame as padded BGRx must give the same crop (channel order is data, not code).
-        let (bgrx, stride) = to_bgrx_padded(&frame.view());
-        let view = ImageRef::new(
-            &bgrx,
-            frame.width(),
-            frame.height(),
-            stride,
-            ChannelOrder::Bgrx,
-        )
-        .unwrap();
+        // Packed 3-byte input as BGRx with 7 bytes of row padding, x = 0xAA: a typical mapped
+        // GStreamer frame.
+        let stride = w * 4 + 7;
+        let bgrx = relayout(&frame.view(), ChannelOrder::Bgrx, stride, 0xAA);
+        let view = ImageRef::new(&bgrx, w, h, stride, ChannelOrder::Bgrx).unwrap();
         let mut out2 = Image::default();
         crop_face(&view, b.rect(), &mut out2, &mut rz).unwrap();
         let bad2 = out2
@@ -154,7 +109,7 @@ fn crops_match_golden() {
             .count();
 
         bgr_to_chw(&out.view(), &mut tensor).unwrap();
-        let want = chw.index_axis(ndarray::Axis(0), k);
+        let want = g.crop_chw(k);
         let bad_f = tensor
             .iter()
             .zip(want.iter())
@@ -167,7 +122,7 @@ fn crops_match_golden() {
 
         mask_lower_half(&mut tensor).unwrap();
         assert!(tensor[64 * 128..128 * 128].iter().all(|&v| v == 0.0));
-        assert_eq!(tensor[..64 * 128], want.as_slice().unwrap()[..64 * 128]);
+        assert_eq!(tensor[..64 * 128], want[..64 * 128]);
     }
 }
 
@@ -177,44 +132,19 @@ fn count_bad(a: &[u8], b: impl Iterator<Item = u8>) -> usize {
 
 #[test]
 fn paste_back_matches_golden() {
-    let fm = iplap::require_shared!("golden/public/facemesh/129");
-    let dir = iplap::require_shared!("golden/public/crop");
-    let lm: Array3<f32> = read_npy(fm.join("landmarks_refined_f32.npy")).unwrap();
-    let rgb: Array4<u8> = read_npy(fm.join("frames_rgb_u8.npy")).unwrap();
-    let frames: Array4<u8> = read_npy(dir.join("paste_frame_bgr_u8.npy")).unwrap();
-    let boxes: Array2<i32> = read_npy(dir.join("paste_boxes_i32.npy")).unwrap();
-    let gen_face: Array3<u8> = read_npy(dir.join("paste_gen_face_bgr_u8.npy")).unwrap();
-    let pasted: Array4<u8> = read_npy(dir.join("paste_pasted_bgr_u8.npy")).unwrap();
-    let masks: Array3<u8> = read_npy(dir.join("paste_mask_u8.npy")).unwrap();
-    let blurs: Array3<u8> = read_npy(dir.join("paste_mask_blur_u8.npy")).unwrap();
-    let results: Array4<u8> = read_npy(dir.join("paste_result_bgr_u8.npy")).unwrap();
-    let face_data: Vec<u8> = gen_face.iter().copied().collect();
-    let face = ImageRef::packed(&face_data, 128, 128, ChannelOrder::Bgr).unwrap();
+    let Some(g) = PasteGolden::load() else { return };
+    let face = ImageRef::packed(&g.face_bgr, 128, 128, ChannelOrder::Bgr).unwrap();
     let mut pb = PasteBack::new();
     let mut rz = Resizer::new();
 
-    for (s, f) in [0usize, 24, 48].into_iter().enumerate() {
-        let (h, w) = (frames.shape()[1], frames.shape()[2]);
-        let frame: Vec<u8> = frames
-            .index_axis(ndarray::Axis(0), s)
-            .iter()
-            .copied()
-            .collect();
+    for (s, f) in PasteGolden::SAMPLE_FRAMES.into_iter().enumerate() {
+        let (w, h) = g.frame_size();
+        let frame = g.frame_bgr(s);
         // The paste frame is the facemesh RGB frame with its channels reversed (README).
-        let rgb_rev = rgb
-            .index_axis(ndarray::Axis(0), f)
-            .lanes(ndarray::Axis(2))
-            .into_iter()
-            .flat_map(|p| [p[2], p[1], p[0]])
-            .collect::<Vec<_>>();
+        let rgb_rev = swap_red_blue(&g.facemesh.frame_rgb(f));
         assert_eq!(frame, rgb_rev);
-        let rect = Rect::new(
-            boxes[[s, 2]] as usize,
-            boxes[[s, 0]] as usize,
-            (boxes[[s, 3]] - boxes[[s, 2]]) as usize,
-            (boxes[[s, 1]] - boxes[[s, 0]]) as usize,
-        );
-        let marks: Vec<[f32; 2]> = (0..478).map(|i| [lm[[f, i, 0]], lm[[f, i, 1]]]).collect();
+        let rect = g.rect(s);
+        let marks: Vec<[f32; 2]> = g.facemesh.marks(f).iter().map(|m| [m[0], m[1]]).collect();
         let polygon = paste_polygon(&marks, w, h).unwrap();
 
         let mut p = frame.clone();
@@ -225,7 +155,7 @@ fn paste_back_matches_golden() {
             &mut rz,
         )
         .unwrap();
-        let bad_pasted = count_bad(&p, pasted.index_axis(ndarray::Axis(0), s).iter().copied());
+        let bad_pasted = count_bad(&p, g.pasted(s).iter().copied());
 
         let mut out = frame.clone();
         pb.blend_u8(
@@ -236,36 +166,23 @@ fn paste_back_matches_golden() {
         )
         .unwrap();
         let win = pb.window();
-        let embed = |part: &[u8]| -> Vec<u8> {
-            let mut full = vec![0u8; w * h];
-            for y in 0..win.height {
-                let o = (win.y + y) * w + win.x;
-                full[o..o + win.width].copy_from_slice(&part[y * win.width..(y + 1) * win.width]);
-            }
-            full
-        };
-        let bad_mask = count_bad(
-            &embed(pb.mask()),
-            masks.index_axis(ndarray::Axis(0), s).iter().copied(),
-        );
+        let bad_mask = count_bad(&g.full_mask(pb.mask(), win), g.mask(s).iter().copied());
         let bad_blur = count_bad(
-            &embed(pb.blurred()),
-            blurs.index_axis(ndarray::Axis(0), s).iter().copied(),
+            &g.full_mask(pb.blurred(), win),
+            g.blurred(s).iter().copied(),
         );
-        let want: Vec<u8> = results
-            .index_axis(ndarray::Axis(0), s)
-            .iter()
-            .copied()
-            .collect();
+        let want = g.result(s);
         let bad_result = count_bad(&out, want.iter().copied());
 
         // The same blend in place on a padded BGRx frame, fed an RGB generated face.
-        let (mut bgrx, stride) =
-            to_bgrx_padded(&ImageRef::packed(&frame, w, h, ChannelOrder::Bgr).unwrap());
-        let face_rgb: Vec<u8> = face_data
-            .chunks_exact(3)
-            .flat_map(|p| [p[2], p[1], p[0]])
-            .collect();
+        let stride = w * 4 + 7;
+        let mut bgrx = relayout(
+            &ImageRef::packed(&frame, w, h, ChannelOrder::Bgr).unwrap(),
+            ChannelOrder::Bgrx,
+            stride,
+            0xAA,
+        );
+        let face_rgb = swap_red_blue(&g.face_bgr);
         let face_rgb = ImageRef::packed(&face_rgb, 128, 128, ChannelOrder::Rgb).unwrap();
         pb.blend_u8(
             &mut ImageMut::new(&mut bgrx, w, h, stride, ChannelOrder::Bgrx).unwrap(),

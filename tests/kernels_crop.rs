@@ -144,28 +144,18 @@ fn check_packed(data: &[u8], w: usize, h: usize, stride: usize, order: ChannelOr
 #[test]
 fn crops_match_golden() {
     use iplap::face::crop_box::FaceGeometry;
-    use ndarray::{Array2, Array3, Array4, Axis};
-    use ndarray_npy::read_npy;
-    let fm = iplap::require_shared!("golden/public/facemesh/129");
-    let dir = iplap::require_shared!("golden/public/crop");
-    let frames: Array4<u8> = read_npy(fm.join("frames_rgb_u8.npy")).unwrap();
-    let lm: Array3<f32> = read_npy(fm.join("landmarks_refined_f32.npy")).unwrap();
-    let boxes: Array2<i32> = read_npy(dir.join("boxes_i32.npy")).unwrap();
-    let crops: Array4<u8> = read_npy(dir.join("crop_bgr_u8.npy")).unwrap();
-    let chw: Array4<f32> = read_npy(dir.join("crop_chw_f32.npy")).unwrap();
-    let (h, w) = (frames.shape()[1], frames.shape()[2]);
-    // Crop samples are the sketch samples: frames 0, 12, 24, 36, 48, 59 (golden README).
-    for (k, f) in [0usize, 12, 24, 36, 48, 59].into_iter().enumerate() {
-        let rgb: Vec<u8> = frames.index_axis(Axis(0), f).iter().copied().collect();
-        let marks: Vec<[f32; 3]> = (0..478)
-            .map(|i| [lm[[f, i, 0]], lm[[f, i, 1]], lm[[f, i, 2]]])
-            .collect();
+    use iplap::testdata::{CropGolden, relayout};
+    let Some(g) = CropGolden::load() else { return };
+    let (w, h) = g.facemesh.frame_size();
+    for (k, f) in CropGolden::SAMPLE_FRAMES.into_iter().enumerate() {
+        let rgb = g.facemesh.frame_rgb(f);
+        let marks = g.facemesh.marks(f);
         let b = FaceGeometry::from_landmarks(&marks, w, h).unwrap().crop_box;
-        let want_box = [0, 1, 2, 3].map(|i| boxes[[k, i]]);
+        let want_box = g.crop_box(k);
         assert_eq!([b.y1, b.y2, b.x1, b.x2].map(|v| v as i32), want_box);
         let want = Crop {
-            bgr: crops.index_axis(Axis(0), k).iter().copied().collect(),
-            chw: chw.index_axis(Axis(0), k).iter().copied().collect(),
+            bgr: g.crop_bgr(k),
+            chw: g.crop_chw(k),
         };
         // The golden frame as given (RGB), then re-laid out in every order with padded rows.
         let img = ImageRef::packed(&rgb, w, h, ChannelOrder::Rgb).unwrap();
@@ -177,17 +167,8 @@ fn crops_match_golden() {
         );
         assert_eq!((bytes, bits), (0, 0));
         for order in ORDERS {
-            let bpp = order.bytes_per_pixel();
-            let stride = w * bpp + 5;
-            let off = order.bgr_offsets().unwrap();
-            let mut data = vec![0xA5u8; stride * h];
-            for y in 0..h {
-                for x in 0..w {
-                    for c in 0..3 {
-                        data[y * stride + x * bpp + off[c]] = rgb[(y * w + x) * 3 + 2 - c];
-                    }
-                }
-            }
+            let stride = w * order.bytes_per_pixel() + 5;
+            let data = relayout(&img, order, stride, 0xA5);
             let img = ImageRef::new(&data, w, h, stride, order).unwrap();
             let got = kernel(&CropFrame::packed(&img), b.rect());
             assert_same(&got, &want, &format!("golden crop {k} as padded {order:?}"));

@@ -9,8 +9,7 @@ use iplap::image::{
     face_to_u8, fill_convex_poly, gaussian_blur_region, paste_face, resize_bgr_u8,
 };
 use iplap::kernels::host::paste::{self as kp, FrameTarget, HostPaste, Packed};
-use ndarray::{Array2, Array3, Array4, Axis};
-use ndarray_npy::read_npy;
+use iplap::testdata::{PasteGolden, relayout, swap_red_blue};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
 const ORDERS: [ChannelOrder; 10] = {
@@ -31,19 +30,6 @@ fn random_image(rng: &mut StdRng, layout: &Packed) -> Vec<u8> {
         rng.fill(&mut data[y * layout.stride..y * layout.stride + row]);
     }
     data
-}
-
-/// Packed BGR `bgr` (`l.width` x `l.height`) laid out as `l`, padding 0xAA.
-fn from_bgr(bgr: &[u8], l: &Packed) -> Vec<u8> {
-    let mut out = vec![0xAAu8; l.stride * l.height];
-    let (off, bpp) = (l.order.bgr_offsets().unwrap(), l.order.bytes_per_pixel());
-    for (i, px) in bgr.chunks_exact(3).enumerate() {
-        let o = (i / l.width) * l.stride + (i % l.width) * bpp;
-        for c in 0..3 {
-            out[o + off[c]] = px[c];
-        }
-    }
-    out
 }
 
 /// `buf` laid out as `l` as packed BGR.
@@ -190,71 +176,35 @@ fn union(a: Rect, b: Rect) -> Rect {
 
 #[test]
 fn paste_back_matches_golden() {
-    let fm = iplap::require_shared!("golden/public/facemesh/129");
-    let dir = iplap::require_shared!("golden/public/crop");
-    let lm: Array3<f32> = read_npy(fm.join("landmarks_refined_f32.npy")).unwrap();
-    let frames: Array4<u8> = read_npy(dir.join("paste_frame_bgr_u8.npy")).unwrap();
-    let boxes: Array2<i32> = read_npy(dir.join("paste_boxes_i32.npy")).unwrap();
-    let polys: Array3<i32> = read_npy(dir.join("paste_polygon_i32.npy")).unwrap();
-    let gen_face: Array3<u8> = read_npy(dir.join("paste_gen_face_bgr_u8.npy")).unwrap();
-    let pasted: Array4<u8> = read_npy(dir.join("paste_pasted_bgr_u8.npy")).unwrap();
-    let masks: Array3<u8> = read_npy(dir.join("paste_mask_u8.npy")).unwrap();
-    let blurs: Array3<u8> = read_npy(dir.join("paste_mask_blur_u8.npy")).unwrap();
-    let results: Array4<u8> = read_npy(dir.join("paste_result_bgr_u8.npy")).unwrap();
-    let face: Vec<u8> = gen_face.iter().copied().collect();
+    let Some(g) = PasteGolden::load() else { return };
+    let face = g.face_bgr.clone();
     let face_l = Packed::tight(128, 128, ChannelOrder::Bgr);
-    let face_rgb: Vec<u8> = face
-        .chunks_exact(3)
-        .flat_map(|p| [p[2], p[1], p[0]])
-        .collect();
+    let face_rgb = swap_red_blue(&face);
     let face_rgb_l = Packed::tight(128, 128, ChannelOrder::Rgb);
     let mut host = HostPaste::new();
-    for (s, f) in [0usize, 24, 48].into_iter().enumerate() {
-        let (h, w) = (frames.shape()[1], frames.shape()[2]);
-        let frame: Vec<u8> = frames.index_axis(Axis(0), s).iter().copied().collect();
-        let rect = Rect::new(
-            boxes[[s, 2]] as usize,
-            boxes[[s, 0]] as usize,
-            (boxes[[s, 3]] - boxes[[s, 2]]) as usize,
-            (boxes[[s, 1]] - boxes[[s, 0]]) as usize,
-        );
-        let marks: Vec<[f32; 2]> = (0..478).map(|i| [lm[[f, i, 0]], lm[[f, i, 1]]]).collect();
+    for (s, f) in PasteGolden::SAMPLE_FRAMES.into_iter().enumerate() {
+        let (w, h) = g.frame_size();
+        let frame = g.frame_bgr(s);
+        let rect = g.rect(s);
+        let marks: Vec<[f32; 2]> = g.facemesh.marks(f).iter().map(|m| [m[0], m[1]]).collect();
         let polygon = paste_polygon(&marks, w, h).unwrap();
-        let stored: Vec<(i64, i64)> = polys
-            .index_axis(Axis(0), s)
-            .outer_iter()
-            .map(|p| (p[0] as i64, p[1] as i64))
-            .collect();
+        let stored = g.polygon(s);
         assert_eq!(stored, polygon, "golden polygon {s}");
-        let want: Vec<u8> = results.index_axis(Axis(0), s).iter().copied().collect();
+        let want = g.result(s);
         let layout = Packed::tight(w, h, ChannelOrder::Bgr);
         let target = FrameTarget::whole(layout);
 
         // Unblended paste, then the blend on the packed BGR frame.
         let mut p = frame.clone();
         kp::paste_face(&mut p, &target, &face, &face_l, rect).unwrap();
-        let bad_pasted = count_bad(&p, pasted.index_axis(Axis(0), s).as_slice().unwrap());
+        let bad_pasted = count_bad(&p, g.pasted(s));
         let mut out = frame.clone();
         host.blend_u8(&mut out, &target, &face, &face_l, rect, &polygon)
             .unwrap();
         let win = host.window();
-        let embed = |part: &[u8]| {
-            let mut full = vec![0u8; w * h];
-            for y in 0..win.height {
-                let o = (win.y + y) * w + win.x;
-                full[o..o + win.width].copy_from_slice(&part[y * win.width..(y + 1) * win.width]);
-            }
-            full
-        };
-        let bad_mask = count_bad(
-            &embed(host.mask()),
-            masks.index_axis(Axis(0), s).as_slice().unwrap(),
-        );
-        let bad_blur = count_bad(
-            &embed(host.blurred()),
-            blurs.index_axis(Axis(0), s).as_slice().unwrap(),
-        );
-        let bad_result = count_bad(&out, &want);
+        let bad_mask = count_bad(&g.full_mask(host.mask(), win), g.mask(s));
+        let bad_blur = count_bad(&g.full_mask(host.blurred(), win), g.blurred(s));
+        let bad_result = count_bad(&out, want);
 
         // The same on a padded BGRx frame with an RGB face, and on an RGB window of the frame
         // holding only the touched region (the YUV path's buffer).
@@ -273,10 +223,11 @@ fn paste_back_matches_golden() {
                 Some(region),
             ),
         ] {
-            let img = from_bgr(&frame, &l);
+            let bgr = ImageRef::packed(&frame, w, h, ChannelOrder::Bgr).unwrap();
+            let img = relayout(&bgr, l.order, l.stride, 0xAA);
             let (rust, got) = both_blends(&img, &l, fc, fl, rect, &polygon, sub, &mut host);
             assert!(rust == got, "{l:?}: padding and colours as the Rust blend");
-            bad_layouts += count_bad(&to_bgr(&got, &l), &want);
+            bad_layouts += count_bad(&to_bgr(&got, &l), want);
         }
         // A polygon one pixel off must NOT match: the comparison above can fail.
         let moved: Vec<(i64, i64)> = polygon.iter().map(|&(x, y)| (x + 1, y)).collect();
@@ -287,13 +238,13 @@ fn paste_back_matches_golden() {
             "paste {s}: {rect:?}, window {win:?}, region {region:?}: pasted {bad_pasted}, mask \
              {bad_mask}, blur {bad_blur}, result {bad_result}, BGRx and RGB window \
              {bad_layouts}; shifted polygon {} bad",
-            count_bad(&off, &want)
+            count_bad(&off, want)
         );
         assert_eq!(
             (bad_pasted, bad_mask, bad_blur, bad_result, bad_layouts),
             (0, 0, 0, 0, 0)
         );
-        assert!(count_bad(&off, &want) > 0);
+        assert!(count_bad(&off, want) > 0);
 
         // Face-contour polygons moved across every border of the frame, random layouts.
         let mut rng = StdRng::seed_from_u64(0xFACE + s as u64);

@@ -32,7 +32,7 @@ pub struct Plane<'a> {
 
 /// The chroma planes of a 4:2:0 frame.
 #[derive(Debug)]
-enum Chroma<'a> {
+pub(crate) enum Chroma<'a> {
     /// I420: U plane then V plane.
     Planar(Plane<'a>, Plane<'a>),
     /// NV12: one plane of U, V byte pairs.
@@ -41,35 +41,57 @@ enum Chroma<'a> {
 
 /// A writable 8-bit 4:2:0 frame (I420 or NV12) with any strides; the chroma planes have
 /// `ceil(width / 2)` × `ceil(height / 2)` samples.
+///
+/// The fields are visible in the crate so that the host build of the YUV kernels
+/// (`kernels::host::yuv::YuvPlanes`) can wrap a frame checked here instead of checking a copy of
+/// its own; outside the crate only the checking constructors can make one.
 #[derive(Debug)]
 pub struct Yuv420Mut<'a> {
-    width: usize,
-    height: usize,
-    y: Plane<'a>,
-    chroma: Chroma<'a>,
+    pub(crate) width: usize,
+    pub(crate) height: usize,
+    pub(crate) y: Plane<'a>,
+    pub(crate) chroma: Chroma<'a>,
 }
 
-/// Checks that `plane` holds `rows` rows of `row` bytes (the last row need not be padded).
+/// Chroma samples per row and rows of chroma samples of a `width` × `height` 4:2:0 frame.
+pub(crate) fn chroma_size(width: usize, height: usize) -> (usize, usize) {
+    (width.div_ceil(2), height.div_ceil(2))
+}
+
+/// Checks that `len` bytes hold `rows` rows of `row` bytes `stride` apart (the last row need not
+/// be padded). It takes a length rather than a [`Plane`] so that the GPU launchers can check
+/// device buffers with it too.
+pub(crate) fn check_rows(
+    len: usize,
+    stride: usize,
+    row: usize,
+    rows: usize,
+    what: &'static str,
+) -> Result<(), ImageError> {
+    if stride < row {
+        return Err(ImageError::Layout(what));
+    }
+    let need = match rows {
+        0 => 0,
+        _ => (rows - 1)
+            .checked_mul(stride)
+            .and_then(|n| n.checked_add(row))
+            .ok_or(ImageError::Layout(what))?,
+    };
+    if len < need {
+        return Err(ImageError::Layout(what));
+    }
+    Ok(())
+}
+
+/// [`check_rows`] on a plane.
 fn check_plane(
     plane: &Plane,
     row: usize,
     rows: usize,
     what: &'static str,
 ) -> Result<(), ImageError> {
-    if plane.stride < row {
-        return Err(ImageError::Layout(what));
-    }
-    let need = match rows {
-        0 => 0,
-        _ => (rows - 1)
-            .checked_mul(plane.stride)
-            .and_then(|n| n.checked_add(row))
-            .ok_or(ImageError::Layout(what))?,
-    };
-    if plane.data.len() < need {
-        return Err(ImageError::Layout(what));
-    }
-    Ok(())
+    check_rows(plane.data.len(), plane.stride, row, rows, what)
 }
 
 impl<'a> Yuv420Mut<'a> {
@@ -81,7 +103,7 @@ impl<'a> Yuv420Mut<'a> {
         u: Plane<'a>,
         v: Plane<'a>,
     ) -> Result<Self, ImageError> {
-        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let (cw, ch) = chroma_size(width, height);
         check_plane(
             &y,
             width,
@@ -115,7 +137,7 @@ impl<'a> Yuv420Mut<'a> {
         y: Plane<'a>,
         uv: Plane<'a>,
     ) -> Result<Self, ImageError> {
-        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        let (cw, ch) = chroma_size(width, height);
         check_plane(
             &y,
             width,

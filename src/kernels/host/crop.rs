@@ -6,7 +6,7 @@
 //! them into the kernel's scalar parameters; it takes plane lengths rather than slices so the GPU
 //! launcher can run the same checks on device buffers. The kernel itself trusts its parameters.
 
-use crate::image::yuv::{YuvCoefficients, YuvColour};
+use crate::image::yuv::{YuvCoefficients, YuvColour, check_rows, chroma_size};
 use crate::image::{ChannelOrder, ImageError, ImageRef, Rect};
 use crate::sizes::FACE_SIZE;
 
@@ -47,31 +47,6 @@ pub struct CropArgs {
     pub rect: [i32; 4],
 }
 
-/// Checks that a plane of `len` bytes holds `rows` rows of `row` bytes at `stride` (the last row
-/// need not be padded: mapped frames often end right after the last pixel).
-fn check_plane(
-    len: usize,
-    stride: usize,
-    row: usize,
-    rows: usize,
-    what: &'static str,
-) -> Result<(), ImageError> {
-    if stride < row {
-        return Err(ImageError::Layout(what));
-    }
-    let need = match rows {
-        0 => 0,
-        _ => (rows - 1)
-            .checked_mul(stride)
-            .and_then(|n| n.checked_add(row))
-            .ok_or(ImageError::Layout(what))?,
-    };
-    if len < need {
-        return Err(ImageError::Layout(what));
-    }
-    Ok(())
-}
-
 /// Checks a `width` x `height` frame stored as `format` in planes of `lens` bytes with row
 /// `strides` (entries of unused planes are ignored), and a crop rectangle inside it, and returns
 /// the kernel's scalar parameters. Errors: [`ImageError::NeedsColour`] for a grey "frame",
@@ -88,7 +63,7 @@ pub fn crop_args(
     rect: Rect,
 ) -> Result<CropArgs, ImageError> {
     const TOO_BIG: ImageError = ImageError::Layout("frame too large for the crop kernel");
-    let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+    let (cw, ch) = chroma_size(width, height);
     let (code, bpp, offsets, used, coeffs) = match format {
         CropFormat::Packed(order) => {
             let off = order.bgr_offsets().ok_or(ImageError::NeedsColour {
@@ -97,7 +72,7 @@ pub fn crop_args(
             })?;
             let bpp = order.bytes_per_pixel();
             let row = width.checked_mul(bpp).ok_or(TOO_BIG)?;
-            check_plane(lens[0], strides[0], row, height, "frame plane too small")?;
+            check_rows(lens[0], strides[0], row, height, "frame plane too small")?;
             let coeffs = YuvCoefficients {
                 fwd: [0.0; 9],
                 inv: [0.0; 9],
@@ -106,15 +81,15 @@ pub fn crop_args(
             (FORMAT_PACKED, bpp as i32, off.map(|o| o as i32), 1, coeffs)
         }
         CropFormat::I420(colour) => {
-            check_plane(lens[0], strides[0], width, height, "Y plane too small")?;
-            check_plane(lens[1], strides[1], cw, ch, "U plane too small")?;
-            check_plane(lens[2], strides[2], cw, ch, "V plane too small")?;
+            check_rows(lens[0], strides[0], width, height, "Y plane too small")?;
+            check_rows(lens[1], strides[1], cw, ch, "U plane too small")?;
+            check_rows(lens[2], strides[2], cw, ch, "V plane too small")?;
             (FORMAT_I420, 0, [0; 3], 3, colour.coefficients())
         }
         CropFormat::Nv12(colour) => {
-            check_plane(lens[0], strides[0], width, height, "Y plane too small")?;
+            check_rows(lens[0], strides[0], width, height, "Y plane too small")?;
             let row = cw.checked_mul(2).ok_or(TOO_BIG)?;
-            check_plane(lens[1], strides[1], row, ch, "UV plane too small")?;
+            check_rows(lens[1], strides[1], row, ch, "UV plane too small")?;
             (FORMAT_NV12, 0, [0; 3], 2, colour.coefficients())
         }
     };

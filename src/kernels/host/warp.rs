@@ -10,8 +10,10 @@
 //! [`WarpAccumulator`]: crate::warp::WarpAccumulator
 
 use crate::sizes::{FACE_SIZE, HALF_SIZE};
-use crate::warp::{H1_CHANNELS, H2_CHANNELS, IMG_CHANNELS, WarpChunk, WarpError, WarpOutput};
-use ndarray::{Array4, ArrayView4, Axis};
+use crate::warp::{
+    H1_CHANNELS, H2_CHANNELS, IMG_CHANNELS, WarpChunk, WarpError, WarpOutput, WarpSums,
+};
+use ndarray::Array4;
 
 unsafe extern "C" {
     fn iplap_host_warp_accumulate_128(
@@ -42,23 +44,13 @@ unsafe extern "C" {
     );
 }
 
-const PLANE: usize = FACE_SIZE * FACE_SIZE;
-const PLANE_HALF: usize = HALF_SIZE * HALF_SIZE;
-
 /// Running sums of the device protocol on the host: feed chunks with [`add`](Self::add) (views) or
 /// [`add_slices`](Self::add_slices) (the contiguous NCHW buffers the device takes), then
 /// [`finish`](Self::finish). Same results, bit for bit, as [`crate::warp::WarpAccumulator`].
 #[derive(Debug, Clone)]
 pub struct HostWarpAccumulator {
-    count: usize,
-    /// Σ w_r, 128 × 128.
-    denom: Vec<f32>,
-    /// Σ warp(h1_r) w_r, 32 × 128 × 128.
-    acc_h1: Vec<f32>,
-    /// Σ warp(h2_r) ↓w_r, 256 × 64 × 64.
-    acc_h2: Vec<f32>,
-    /// Σ warp(ref_r) w_r, 3 × 128 × 128.
-    acc_ref: Vec<f32>,
+    /// The same sums as the Rust accumulator's, at the sizes the C loops index.
+    sums: WarpSums,
 }
 
 impl Default for HostWarpAccumulator {
@@ -71,47 +63,27 @@ impl HostWarpAccumulator {
     /// Zeroed sums, as the device's buffers are before a frame's first chunk.
     pub fn new() -> Self {
         Self {
-            count: 0,
-            denom: vec![0.0; PLANE],
-            acc_h1: vec![0.0; H1_CHANNELS * PLANE],
-            acc_h2: vec![0.0; H2_CHANNELS * PLANE_HALF],
-            acc_ref: vec![0.0; IMG_CHANNELS * PLANE],
+            sums: WarpSums::new(),
         }
     }
 
     /// Number of references added so far.
     pub fn count(&self) -> usize {
-        self.count
+        self.sums.count()
     }
 
     /// Clears the sums for the next frame (the device's memset).
     pub fn reset(&mut self) {
-        self.count = 0;
-        for buf in [
-            &mut self.denom,
-            &mut self.acc_h1,
-            &mut self.acc_h2,
-            &mut self.acc_ref,
-        ] {
-            buf.fill(0.0);
-        }
+        self.sums.reset();
     }
 
     /// Adds a chunk given as views (any strides: a strided view is copied to standard layout
-    /// first, as the Rust accumulator does); shapes are checked like [`WarpAccumulator::add`].
+    /// first, as the Rust accumulator does); shapes are checked by
+    /// [`WarpChunk::check_shapes`], as [`WarpAccumulator::add`] checks them.
     ///
     /// [`WarpAccumulator::add`]: crate::warp::WarpAccumulator::add
     pub fn add(&mut self, chunk: &WarpChunk<'_>) -> Result<(), WarpError> {
-        let n = chunk.flow.len_of(Axis(0));
-        check("flow", &chunk.flow, [n, 2, FACE_SIZE, FACE_SIZE])?;
-        check("weight", &chunk.weight, [n, 1, FACE_SIZE, FACE_SIZE])?;
-        check("h1", &chunk.h1, [n, H1_CHANNELS, FACE_SIZE, FACE_SIZE])?;
-        check("h2", &chunk.h2, [n, H2_CHANNELS, HALF_SIZE, HALF_SIZE])?;
-        check(
-            "ref_img",
-            &chunk.ref_img,
-            [n, IMG_CHANNELS, FACE_SIZE, FACE_SIZE],
-        )?;
+        let n = chunk.check_shapes()?;
         let flow = chunk.flow.as_standard_layout();
         let weight = chunk.weight.as_standard_layout();
         let h1 = chunk.h1.as_standard_layout();
@@ -150,8 +122,8 @@ impl HostWarpAccumulator {
             return Ok(());
         }
         // SAFETY: every input holds exactly the n references the C loops read (checked above), and
-        // the sums were allocated at their fixed sizes in `new`; the output buffers are distinct
-        // `Vec`s, none aliasing an input.
+        // the sums have the fixed sizes `WarpSums::new` gave them (never resized); the output
+        // buffers are distinct `Vec`s, none aliasing an input.
         unsafe {
             iplap_host_warp_accumulate_128(
                 flow.as_ptr(),
@@ -159,26 +131,26 @@ impl HostWarpAccumulator {
                 h1.as_ptr(),
                 ref_img.as_ptr(),
                 n_c,
-                self.acc_h1.as_mut_ptr(),
-                self.acc_ref.as_mut_ptr(),
-                self.denom.as_mut_ptr(),
+                self.sums.acc_h1.as_mut_ptr(),
+                self.sums.acc_ref.as_mut_ptr(),
+                self.sums.denom.as_mut_ptr(),
             );
             iplap_host_warp_accumulate_64(
                 flow.as_ptr(),
                 weight.as_ptr(),
                 h2.as_ptr(),
                 n_c,
-                self.acc_h2.as_mut_ptr(),
+                self.sums.acc_h2.as_mut_ptr(),
             );
         }
-        self.count += n;
+        self.sums.count += n;
         Ok(())
     }
 
     /// Divides the sums by `D + 1e-5` (nearest-reduced for h2), like
     /// [`WarpAccumulator::finish`](crate::warp::WarpAccumulator::finish); `Empty` before any add.
     pub fn finish(&self) -> Result<WarpOutput, WarpError> {
-        if self.count == 0 {
+        if self.sums.count == 0 {
             return Err(WarpError::Empty);
         }
         let mut h1_avg = Array4::<f32>::zeros((1, H1_CHANNELS, FACE_SIZE, FACE_SIZE));
@@ -194,13 +166,13 @@ impl HostWarpAccumulator {
             return Err(WarpError::Empty);
         };
         // SAFETY: sums and outputs have the fixed sizes the C loop writes (allocated above and in
-        // `new`), and every output is a distinct fresh array.
+        // `WarpSums::new`), and every output is a distinct fresh array.
         unsafe {
             iplap_host_warp_finish(
-                self.acc_h1.as_ptr(),
-                self.acc_ref.as_ptr(),
-                self.acc_h2.as_ptr(),
-                self.denom.as_ptr(),
+                self.sums.acc_h1.as_ptr(),
+                self.sums.acc_ref.as_ptr(),
+                self.sums.acc_h2.as_ptr(),
+                self.sums.denom.as_ptr(),
                 o1.as_mut_ptr(),
                 or.as_mut_ptr(),
                 o2.as_mut_ptr(),
@@ -219,22 +191,6 @@ pub fn warp_accumulate(chunk: &WarpChunk<'_>) -> Result<WarpOutput, WarpError> {
     let mut acc = HostWarpAccumulator::new();
     acc.add(chunk)?;
     acc.finish()
-}
-
-fn check(
-    name: &'static str,
-    a: &ArrayView4<'_, f32>,
-    expected: [usize; 4],
-) -> Result<(), WarpError> {
-    if a.shape() == expected {
-        Ok(())
-    } else {
-        Err(WarpError::Shape {
-            name,
-            expected: expected.to_vec(),
-            got: a.shape().to_vec(),
-        })
-    }
 }
 
 /// Checks a chunk of `n` references given as the flat lengths of its contiguous NCHW buffers, in

@@ -10,7 +10,9 @@
 //!
 //! [`RgbWindow::run`]: crate::image::yuv::RgbWindow::run
 
-use crate::image::yuv::{Plane, YuvCoefficients, YuvColour, chroma_aligned};
+use crate::image::yuv::{
+    self, Chroma, Plane, Yuv420Mut, YuvCoefficients, YuvColour, chroma_aligned,
+};
 use crate::image::{ImageError, Rect};
 
 unsafe extern "C" {
@@ -69,7 +71,11 @@ pub(crate) fn to_i32(v: usize, what: &'static str) -> Result<i32, ImageError> {
     i32::try_from(v).map_err(|_| ImageError::Layout(what))
 }
 
-/// Checks that `len` bytes hold `rows` rows of `row` bytes `pitch` apart (the last row unpadded).
+/// The error of a plane that is too small for the frame or whose stride exceeds `i32`.
+const PLANE_SHORT: &str = "plane too small for the frame size and stride, or stride exceeds i32";
+
+/// The engine's row check ([`yuv::check_rows`]: `len` bytes hold `rows` rows of `row` bytes
+/// `pitch` apart, the last row unpadded) plus the kernels' `i32` limit on `pitch`.
 pub(crate) fn check_rows(
     len: usize,
     pitch: usize,
@@ -78,38 +84,14 @@ pub(crate) fn check_rows(
     what: &'static str,
 ) -> Result<(), ImageError> {
     to_i32(pitch, what)?;
-    if pitch < row {
-        return Err(ImageError::Layout(what));
-    }
-    let need = match rows {
-        0 => 0,
-        _ => (rows - 1)
-            .checked_mul(pitch)
-            .and_then(|n| n.checked_add(row))
-            .ok_or(ImageError::Layout(what))?,
-    };
-    if len < need {
-        return Err(ImageError::Layout(what));
-    }
-    Ok(())
+    yuv::check_rows(len, pitch, row, rows, what)
 }
 
-/// The chroma planes: I420's U and V, or NV12's interleaved UV.
-#[derive(Debug)]
-enum Chroma<'a> {
-    Planar(Plane<'a>, Plane<'a>),
-    Interleaved(Plane<'a>),
-}
-
-/// A writable 8-bit 4:2:0 frame for the host kernels: the same checks as
-/// [`Yuv420Mut`](crate::image::yuv::Yuv420Mut) (whose planes are private), plus the `i32` limits
-/// of the kernels' parameters.
+/// A writable 8-bit 4:2:0 frame for the host kernels: a [`Yuv420Mut`], checked by its
+/// constructors, whose size and strides also fit the kernels' `i32` parameters.
 #[derive(Debug)]
 pub struct YuvPlanes<'a> {
-    width: usize,
-    height: usize,
-    y: Plane<'a>,
-    chroma: Chroma<'a>,
+    yuv: Yuv420Mut<'a>,
 }
 
 /// The chroma planes as the kernels address them: sample (cx, cy) of U at
@@ -123,10 +105,26 @@ struct ChromaPtrs {
 }
 
 impl<'a> YuvPlanes<'a> {
+    /// The kernels' `i32` limits on the frame size; returns the chroma size. Shared with the
+    /// device launchers, which check device buffers the same way.
     pub(crate) fn check_size(width: usize, height: usize) -> Result<(usize, usize), ImageError> {
         to_i32(width, "frame width exceeds i32")?;
         to_i32(height, "frame height exceeds i32")?;
-        Ok((width.div_ceil(2), height.div_ceil(2)))
+        Ok(yuv::chroma_size(width, height))
+    }
+
+    /// The frame `check` builds (the engine's plane checks), once every stride fits `i32`. Any
+    /// failure reads as the one [`PLANE_SHORT`] error, as the device launchers report it, rather
+    /// than the engine's per-plane messages.
+    fn new(
+        strides: &[usize],
+        check: impl FnOnce() -> Result<Yuv420Mut<'a>, ImageError>,
+    ) -> Result<Self, ImageError> {
+        for &stride in strides {
+            to_i32(stride, PLANE_SHORT)?;
+        }
+        let yuv = check().map_err(|_| ImageError::Layout(PLANE_SHORT))?;
+        Ok(YuvPlanes { yuv })
     }
 
     /// An I420 frame from its Y, U and V planes (`ceil(width / 2)` × `ceil(height / 2)` chroma).
@@ -137,16 +135,9 @@ impl<'a> YuvPlanes<'a> {
         u: Plane<'a>,
         v: Plane<'a>,
     ) -> Result<Self, ImageError> {
-        let (cw, ch) = Self::check_size(width, height)?;
-        let short = "plane too small for the frame size and stride, or stride exceeds i32";
-        check_rows(y.data.len(), y.stride, width, height, short)?;
-        check_rows(u.data.len(), u.stride, cw, ch, short)?;
-        check_rows(v.data.len(), v.stride, cw, ch, short)?;
-        Ok(YuvPlanes {
-            width,
-            height,
-            y,
-            chroma: Chroma::Planar(u, v),
+        Self::check_size(width, height)?;
+        Self::new(&[y.stride, u.stride, v.stride], || {
+            Yuv420Mut::i420(width, height, y, u, v)
         })
     }
 
@@ -157,15 +148,9 @@ impl<'a> YuvPlanes<'a> {
         y: Plane<'a>,
         uv: Plane<'a>,
     ) -> Result<Self, ImageError> {
-        let (cw, ch) = Self::check_size(width, height)?;
-        let short = "plane too small for the frame size and stride, or stride exceeds i32";
-        check_rows(y.data.len(), y.stride, width, height, short)?;
-        check_rows(uv.data.len(), uv.stride, 2 * cw, ch, short)?;
-        Ok(YuvPlanes {
-            width,
-            height,
-            y,
-            chroma: Chroma::Interleaved(uv),
+        Self::check_size(width, height)?;
+        Self::new(&[y.stride, uv.stride], || {
+            Yuv420Mut::nv12(width, height, y, uv)
         })
     }
 
@@ -173,7 +158,7 @@ impl<'a> YuvPlanes<'a> {
     /// the same buffer; both come from one `&mut` borrow, so writing through either is sound.
     /// Strides were checked to fit `i32` at construction.
     fn chroma_ptrs(&mut self) -> ChromaPtrs {
-        match &mut self.chroma {
+        match &mut self.yuv.chroma {
             Chroma::Planar(u, v) => ChromaPtrs {
                 u: u.data.as_mut_ptr(),
                 u_stride: u.stride as i32,
@@ -197,7 +182,7 @@ impl<'a> YuvPlanes<'a> {
 
     /// The chroma planes for reading: (U, U stride, V, V stride, step), as [`Self::chroma_ptrs`].
     fn chroma_read(&self) -> (*const u8, i32, *const u8, i32, i32) {
-        match &self.chroma {
+        match &self.yuv.chroma {
             Chroma::Planar(u, v) => (
                 u.data.as_ptr(),
                 u.stride as i32,
@@ -218,11 +203,11 @@ impl<'a> YuvPlanes<'a> {
     /// [`RgbWindow::run`](crate::image::yuv::RgbWindow::run) (blocks cut at the frame edge) only
     /// when the window ends on an even column / row or at the frame edge.
     fn window(&self, window: Rect) -> Result<[i32; 4], ImageError> {
-        if chroma_aligned(window, self.width, self.height) != window {
+        if chroma_aligned(window, self.yuv.width, self.yuv.height) != window {
             return Err(ImageError::BadRegion {
                 rect: window,
-                width: self.width,
-                height: self.height,
+                width: self.yuv.width,
+                height: self.yuv.height,
             });
         }
         // Inside the frame, whose size fits i32.
@@ -267,8 +252,8 @@ pub fn to_rgb_window(
         return Ok(());
     }
     let c = colour.coefficients();
-    let y_stride = frame.y.stride as i32;
-    let y = frame.y.data.as_ptr();
+    let y_stride = frame.yuv.y.stride as i32;
+    let y = frame.yuv.y.data.as_ptr();
     let (u, u_stride, v, v_stride, step) = frame.chroma_read();
     // SAFETY: the planes cover the whole frame (checked at construction), the window lies inside
     // the frame (`window`), and both RGB buffers hold the window at their pitches (`check_rgb`);
@@ -326,8 +311,8 @@ pub fn writeback_luma(
             y0,
             w,
             h,
-            frame.y.data.as_mut_ptr(),
-            frame.y.stride as i32,
+            frame.yuv.y.data.as_mut_ptr(),
+            frame.yuv.y.stride as i32,
         )
     };
     Ok(written as usize)
