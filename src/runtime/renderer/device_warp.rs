@@ -1,8 +1,8 @@
 //! Warp-and-accumulate on the GPU for a renderer whose sessions run on CUDA: the flow head's flows
 //! and weights stay on the device, our warp kernel (`kernels/warp.cu`) sums the N warped
 //! references on the renderer's stream, and the translation network reads the averages in place.
-//! What crossed the bus per frame before — every chunk's flows and weights down (2.4 MB at N =
-//! 25), the three averages up (6.3 MB) — stays on the GPU; the bank's h1 and images go up once
+//! What crossed the bus per frame before — every chunk's flows and weights down (4.9 MB at N =
+//! 25), the three averages up (6.5 MB) — stays on the GPU; the bank's h1 and images go up once
 //! per bank. The h2 of each chunk is the reference encoder's own device output, read in place.
 //!
 //! Same maths as [`crate::warp::WarpAccumulator`] bit for bit (the kernel's host build is held to
