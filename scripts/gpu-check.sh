@@ -10,6 +10,9 @@
 #   * for fp32, tf32 and fp16: parity of the GPU renderer and landmark generator with the CPU on
 #     the golden inputs and the reference formula weights (fp32/tf32 must be within 2e-4; fp16
 #     reports PSNR), and which graphs each stage ran;
+#   * the compositor's whole frame (1080p BGRx, I420, NV12; 577x455 face; N = 25) on the GPU:
+#     each step's GPU time (CUDA events: upload, sketches, crop, networks, paste, download) and
+#     the frame against the CPU compositor's (nothing outside the paste region changed, >= 40 dB);
 #   * `bench renderer` frames/s at N = 25 and N = 5 references for fp32, tf32 and fp16;
 #   * with PyTorch there and .gpu-check/official/: the official renderer's frames/s on the same
 #     GPU (scripts/gpu-check/official_renderer.py), so the speed-up is a ratio from one run.
@@ -32,7 +35,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --iterations) iterations="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -126,6 +129,14 @@ for p in "${precisions[@]}"; do
   step "parity with the CPU: $device $p"
   run 120 "$engine" parity --models "$work/models" --device "$device" --precision "$p" \
     --references "${refs_list[0]}" "${parity_args[@]}"
+done
+
+# The whole frame on the device: upload of the face region, sketches, crop, networks, warp,
+# paste, YUV write-back, download; each step's GPU time, and the frame against the CPU's.
+for f in bgrx i420 nv12; do
+  step "compositor frame: $device, $f 1920x1080, N = ${refs_list[0]}, against the CPU compositor"
+  run 180 "$engine" bench frame --models "$work/models" --device "$device" --format "$f" \
+    --references "${refs_list[0]}" --iterations "$iterations" --compare-cpu
 done
 
 for p in "${precisions[@]}"; do

@@ -174,6 +174,55 @@ fn formula_package_eval_and_bench() {
     }
 }
 
+/// `iplap bench frame`: the compositor's whole 1080p frame on a device, step by step, and with
+/// `--compare-cpu` against the CPU compositor. Here the device is the CPU, so the two frames are
+/// the same bits; the check still proves the frame changed inside the paste region only.
+#[test]
+fn bench_frame_times_steps_and_compares_with_the_cpu() {
+    let dir = temp_dir("bench-frame");
+    let pkg = formula_package(&dir);
+    for format in ["bgrx", "nv12"] {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["bench".as_ref(), "frame".as_ref()];
+        args.extend(["--models".as_ref(), pkg.as_os_str()]);
+        for a in [
+            "--device",
+            "cpu",
+            "--format",
+            format,
+            "--references",
+            "2",
+            "--threads",
+            "2",
+            "--iterations",
+            "1",
+            "--compare-cpu",
+            "--json",
+        ] {
+            args.push(a.as_ref());
+        }
+        let run = iplap(&args);
+        let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(v["format"], format, "{v}");
+        assert_eq!(v["on_gpu"], false, "{v}");
+        assert!(v["gpu_steps_s"].is_null(), "{v}");
+        for step in [
+            "sketches",
+            "crop",
+            "modulation",
+            "translation",
+            "paste",
+            "per_frame",
+        ] {
+            assert!(v["steps_s"][step].as_f64().unwrap() > 0.0, "{step}: {v}");
+        }
+        let c = &v["compare_cpu"];
+        assert_eq!(c["passed"], true, "{v}");
+        assert_eq!(c["max_abs"], 0, "{v}");
+        assert_eq!(c["changed_outside_region"], 0, "{v}");
+        assert!(c["changed_in_region"].as_u64().unwrap() > 10_000, "{v}");
+    }
+}
+
 /// `iplap parity` (also in `iplap-engine`, the GPU check's tool): the GPU graphs on the CPU against
 /// the CPU graphs, on the golden inputs; and a limit they cannot meet makes it fail.
 #[test]

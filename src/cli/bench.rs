@@ -26,6 +26,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         iterations: usize,
     },
+    /// The compositor's whole frame (1080p, 577x455 face): every step timed, on a GPU with
+    /// CUDA events too; `--compare-cpu` checks the frame against the CPU compositor's.
+    Frame(super::frame_bench::FrameArgs),
     /// The landmark generator: streaming windows (one new mel chunk and frame each), and the
     /// one-graph model on the same windows for comparison.
     LandmarkGenerator {
@@ -41,15 +44,15 @@ pub enum BenchCommand {
 pub struct Common {
     /// Model package folder (from `iplap convert`).
     #[arg(long)]
-    models: PathBuf,
+    pub(crate) models: PathBuf,
     /// ONNX Runtime intra-op threads (0: one per core).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub(crate) threads: usize,
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    device: crate::cli::device_args::DeviceArgs,
+    pub(crate) device: crate::cli::device_args::DeviceArgs,
 }
 
 fn median(mut v: Vec<Duration>) -> f64 {
@@ -75,6 +78,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             references,
             iterations,
         } => renderer(&common, usize::from(references), iterations.max(1)),
+        BenchCommand::Frame(args) => super::frame_bench::run(args),
         BenchCommand::LandmarkGenerator { common, iterations } => {
             landmark_generator(&common, iterations.max(1))
         }

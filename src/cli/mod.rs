@@ -7,6 +7,7 @@ pub mod convert;
 pub mod device_args;
 pub mod devices;
 pub mod eval;
+pub mod frame_bench;
 pub mod kernels;
 pub mod parity;
 

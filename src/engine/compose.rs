@@ -17,6 +17,8 @@
 //! The frame may be in any colour order of [`ChannelOrder`](crate::image::ChannelOrder) with any stride; only the crop box and,
 //! with blending, the blurred mask's reach (the contour's bounding box + 10 px) are written.
 
+mod device;
+mod input;
 mod overlay;
 mod refs;
 
@@ -27,19 +29,24 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array4, ArrayView4};
 
+pub use device::DeviceStepTimes;
+pub use input::paste_region;
 pub use refs::reference_subset;
 
 use crate::engine::bank::{IMAGE_REFERENCES, ReferenceBank};
-use crate::face::crop_box::{CropBox, CropBoxError, MIN_LANDMARKS, paste_polygon};
-use crate::face::indices::{CONTENT, FULL_LEN, PASTE_CONTOUR, POSE};
+use crate::face::crop_box::{CropBox, CropBoxError, paste_polygon};
+use crate::face::indices::{CONTENT, PASTE_CONTOUR, POSE};
+use crate::image::yuv::{RgbWindow, Yuv420Mut, YuvColour};
 use crate::image::{
-    Image, ImageError, ImageMut, PasteBack, Rect, Resizer, SketchRasteriser, SketchScaling,
+    ChannelOrder, Image, ImageError, ImageMut, PasteBack, Resizer, SketchRasteriser, SketchScaling,
     bgr_to_chw, crop_face, face_to_u8, paste_face,
 };
 use crate::runtime::renderer::{
     RendererConfig, RendererError, RendererInput, RendererModel, RendererTimings, open_package,
 };
 use crate::runtime::{DeviceConfig, SessionConfig};
+use device::{DeviceCompositor, DeviceJob, HostFrame};
+use input::{check_input, pixel_polygon, window_landmarks};
 use overlay::SketchOverlay;
 
 /// Values of one window's POSE sets, `(5, 2, 74)` row-major (`T_pose`, spec app. D).
@@ -57,6 +64,9 @@ pub enum ComposeError {
     /// Loading or running the renderer failed.
     #[error(transparent)]
     Render(#[from] RendererError),
+    /// A kernel or transfer of the GPU path failed.
+    #[error(transparent)]
+    Gpu(#[from] crate::kernels::GpuError),
     /// An image primitive rejected its input (e.g. a grey frame, a window crop size of 0).
     #[error(transparent)]
     Image(#[from] ImageError),
@@ -169,12 +179,14 @@ pub struct FrameInput<'a> {
     pub bank: &'a ReferenceBank,
 }
 
-/// Wall-clock time of each step of [`FrameCompositor::render_frame`].
+/// Time of each step of [`FrameCompositor::render_frame`]: wall-clock on the CPU; on the GPU
+/// path the steps the kernels run (sketches, crop, paste) are their GPU times, and [`Self::device`]
+/// has every step's.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FrameStats {
     /// The five target sketches.
     pub sketches: Duration,
-    /// Face crop and tensor.
+    /// Face crop and tensor (on the GPU: with the region's upload and colour conversion).
     pub crop: Duration,
     /// Packing and encoding the reference bank (zero when the cached encoding was used).
     pub reference_encoding: Duration,
@@ -188,6 +200,8 @@ pub struct FrameStats {
     pub overlay: Duration,
     /// The whole call.
     pub total: Duration,
+    /// The GPU time of each step (CUDA events), when the frame was rendered on the GPU.
+    pub device: Option<DeviceStepTimes>,
 }
 
 /// Renders frames in place; see the module documentation. Holds the renderer sessions, the cached
@@ -208,6 +222,10 @@ pub struct FrameCompositor {
     sketches: Array4<f32>,
     audio: Array4<f32>,
     generated: Array4<f32>,
+    /// YUV frames on the CPU: the paste region as RGB.
+    rgb_window: RgbWindow,
+    /// The GPU path, when the renderer runs on a GPU with our kernels loaded.
+    device: Option<DeviceCompositor>,
 }
 
 impl FrameCompositor {
@@ -224,6 +242,17 @@ impl FrameCompositor {
     pub fn new(engine: RendererModel, settings: CompositorSettings) -> Result<Self, ComposeError> {
         check_reference_count(settings.references)?;
         let tensor = || Array4::<f32>::zeros((1, 3, FACE_SIZE, FACE_SIZE));
+        let ordinal = engine.config().session.device.device_id as i32;
+        let device = match engine.gpu_kernels() {
+            Some(kernels) => match DeviceCompositor::new(kernels.clone(), ordinal) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    log::warn!("frames are composed on the CPU: the GPU path cannot start: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         Ok(FrameCompositor {
             engine,
             settings,
@@ -238,7 +267,15 @@ impl FrameCompositor {
             sketches: Array4::zeros((WINDOW, 3, FACE_SIZE, FACE_SIZE)),
             audio: Array4::zeros((1, 1, N_MELS, CHUNK_FRAMES)),
             generated: tensor(),
+            rgb_window: RgbWindow::default(),
+            device,
         })
+    }
+
+    /// Whether frames are composed on the GPU (module `device`): the renderer runs on CUDA or
+    /// TensorRT and the kernels loaded. The `show_sketch` overlay is drawn by the CPU path.
+    pub fn on_device(&self) -> bool {
+        self.device.is_some()
     }
 
     /// The current settings.
@@ -263,33 +300,116 @@ impl FrameCompositor {
         self.settings.show_sketch = show;
     }
 
-    /// The generated face of the last successful frame, `(1, 3, 128, 128)`, BGR in (0, 1).
+    /// The generated face of the last frame composed on the CPU, `(1, 3, 128, 128)`, BGR in
+    /// (0, 1) (the GPU path keeps it on the device).
     pub fn generated_face(&self) -> ArrayView4<'_, f32> {
         self.generated.view()
     }
 
-    /// The target sketches of the last frame, `(5, 3, 128, 128)` in `[0, 224/255]`.
+    /// The target sketches of the last frame composed on the CPU, `(5, 3, 128, 128)` in
+    /// `[0, 224/255]`.
     pub fn target_sketches(&self) -> ArrayView4<'_, f32> {
         self.sketches.view()
     }
 
-    /// Renders `input` into `frame` in place (spec §1.7 steps 3-9; module documentation).
+    /// Renders `input` into `frame` in place (spec §1.7 steps 3-9; module documentation): on the
+    /// GPU when [`Self::on_device`] (and no sketch overlay), else on the CPU.
     pub fn render_frame(
+        &mut self,
+        frame: &mut ImageMut,
+        input: &FrameInput,
+    ) -> Result<FrameStats, ComposeError> {
+        if self.device.is_some() && !self.settings.show_sketch {
+            return self.render_on_device(HostFrame::Packed(frame), input);
+        }
+        self.render_on_host(frame, input)
+    }
+
+    /// [`Self::render_frame`] for an I420 or NV12 frame encoded with `colour`: only the paste
+    /// region ([`paste_region`]) is converted to RGB and only the samples whose pixel changed
+    /// are written back (on the GPU the same, by the YUV kernels).
+    pub fn render_yuv(
+        &mut self,
+        frame: &mut Yuv420Mut,
+        colour: &YuvColour,
+        input: &FrameInput,
+    ) -> Result<FrameStats, ComposeError> {
+        if self.device.is_some() && !self.settings.show_sketch {
+            return self.render_on_device(HostFrame::Yuv(frame, *colour), input);
+        }
+        let (width, height) = (frame.width, frame.height);
+        let polygon = self.polygon(input, width, height)?;
+        let region = paste_region(input.crop_box.rect(), polygon.as_ref(), width, height);
+        let mut window = std::mem::take(&mut self.rgb_window);
+        let result = window.run(frame, colour, region, |image| {
+            self.render_on_host(image, input)
+        });
+        self.rgb_window = window;
+        result.map(|(stats, _)| stats)
+    }
+
+    /// The paste polygon of the settings' blend (`None` without blending).
+    fn polygon(
+        &self,
+        input: &FrameInput,
+        width: usize,
+        height: usize,
+    ) -> Result<Option<[(i64, i64); PASTE_CONTOUR.len()]>, ComposeError> {
+        Ok(match (self.settings.blend, input.mesh) {
+            (false, _) => None,
+            (true, MeshPoints::Normalised(p)) => Some(paste_polygon(p, width, height)?),
+            (true, MeshPoints::Pixels(p)) => Some(pixel_polygon(p)?),
+        })
+    }
+
+    /// The GPU path (module `device`), checked as the CPU path checks its input.
+    fn render_on_device(
+        &mut self,
+        frame: HostFrame,
+        input: &FrameInput,
+    ) -> Result<FrameStats, ComposeError> {
+        let start = Instant::now();
+        let (width, height, order) = match &frame {
+            HostFrame::Packed(f) => (f.width(), f.height(), f.order()),
+            HostFrame::Yuv(f, _) => (f.width, f.height, ChannelOrder::Rgb),
+        };
+        let rect = check_input(width, height, order, input)?;
+        reference_subset(input.bank.images.len(), self.settings.references)?;
+        let polygon = self.polygon(input, width, height)?;
+        let mut stats = FrameStats::default();
+        let t = Instant::now();
+        stats.encoded_references = self.ensure_references(input.bank)?;
+        stats.reference_encoding = t.elapsed();
+        let job = DeviceJob {
+            landmarks: std::array::from_fn(|j| window_landmarks(input, j)),
+            crops: input.window_crop_hw.map(|(h, w)| (w, h)),
+            rect,
+            region: paste_region(rect, polygon.as_ref(), width, height),
+            polygon,
+            audio: input.mel,
+        };
+        let device = self.device.as_mut().expect("checked by the callers");
+        let (render, times) = device.render(&mut self.engine, frame, &job)?;
+        stats.sketches = times.sketches;
+        stats.crop = times.upload + times.crop;
+        stats.render = render;
+        stats.paste = times.paste + times.download;
+        stats.device = Some(times);
+        stats.total = start.elapsed();
+        Ok(stats)
+    }
+
+    /// The CPU path of [`Self::render_frame`].
+    fn render_on_host(
         &mut self,
         frame: &mut ImageMut,
         input: &FrameInput,
     ) -> Result<FrameStats, ComposeError> {
         let start = Instant::now();
         let mut stats = FrameStats::default();
-        let rect = check_input(frame, input)?;
+        let rect = check_input(frame.width(), frame.height(), frame.order(), input)?;
         reference_subset(input.bank.images.len(), self.settings.references)?;
-        let polygon = match (self.settings.blend, input.mesh) {
-            (false, _) => None,
-            (true, MeshPoints::Normalised(p)) => {
-                Some(paste_polygon(p, frame.width(), frame.height())?)
-            }
-            (true, MeshPoints::Pixels(p)) => Some(pixel_polygon(p)?),
-        };
+        let polygon = self.polygon(input, frame.width(), frame.height())?;
 
         let t = Instant::now();
         self.draw_target_sketches(input)?;
@@ -337,16 +457,9 @@ impl FrameCompositor {
 
     /// Spec §1.7 step 3 for j = 0..4 into `self.sketches`; keeps the centre one for the overlay.
     fn draw_target_sketches(&mut self, input: &FrameInput) -> Result<(), ComposeError> {
-        let (np, nc) = (POSE.len(), CONTENT.len());
         let out = self.sketches.as_slice_mut().expect("standard layout");
         for (j, out) in out.chunks_exact_mut(3 * PLANE).enumerate() {
-            let pose = &input.window_pose[j * 2 * np..(j + 1) * 2 * np];
-            let content = &input.window_content[j * 2 * nc..(j + 1) * 2 * nc];
-            let mut full = [[0f32; FULL_LEN]; 2];
-            for (r, row) in full.iter_mut().enumerate() {
-                row[..np].copy_from_slice(&pose[r * np..(r + 1) * np]);
-                row[np..].copy_from_slice(&content[r * nc..(r + 1) * nc]);
-            }
+            let full = window_landmarks(input, j);
             let (h, w) = input.window_crop_hw[j];
             self.rasteriser
                 .render(&full, w, h, SketchScaling::Target, out)?;
@@ -387,59 +500,4 @@ fn check_reference_count(n: usize) -> Result<(), ComposeError> {
         return Err(ComposeError::BadReferenceCount(n));
     }
     Ok(())
-}
-
-/// Validates everything `render_frame` reads before it writes anything; returns the box as a rect.
-fn check_input(frame: &ImageMut, input: &FrameInput) -> Result<Rect, ComposeError> {
-    let b = input.crop_box;
-    let (width, height) = (frame.width(), frame.height());
-    if b.x1 >= b.x2 || b.y1 >= b.y2 || b.x2 > width || b.y2 > height {
-        return Err(ComposeError::BadBox {
-            crop_box: b,
-            width,
-            height,
-        });
-    }
-    if frame.order().bgr_offsets().is_none() {
-        return Err(ImageError::NeedsColour {
-            what: "rendered frame",
-            order: frame.order(),
-        }
-        .into());
-    }
-    let lengths = [
-        ("window_pose", WINDOW_POSE_LEN, input.window_pose.len()),
-        (
-            "window_content",
-            WINDOW_CONTENT_LEN,
-            input.window_content.len(),
-        ),
-        ("mel", MEL_LEN, input.mel.len()),
-    ];
-    for (what, expected, got) in lengths {
-        if expected != got {
-            return Err(ComposeError::BadLength {
-                what,
-                expected,
-                got,
-            });
-        }
-    }
-    Ok(b.rect())
-}
-
-/// The paste polygon from mesh points already in frame pixels: truncation toward zero.
-fn pixel_polygon(points: &[[f32; 2]]) -> Result<[(i64, i64); PASTE_CONTOUR.len()], ComposeError> {
-    if points.len() < MIN_LANDMARKS {
-        return Err(CropBoxError::TooFewLandmarks(points.len()).into());
-    }
-    let mut out = [(0, 0); PASTE_CONTOUR.len()];
-    for (o, &mp) in out.iter_mut().zip(PASTE_CONTOUR.iter()) {
-        let [x, y] = points[mp];
-        if !x.is_finite() || !y.is_finite() {
-            return Err(CropBoxError::NonFiniteLandmark(mp).into());
-        }
-        *o = (x as i64, y as i64);
-    }
-    Ok(out)
 }

@@ -228,6 +228,10 @@ impl<'a> ImageMut<'a> {
             order: self.order,
         }
     }
+    /// All the bytes, rows `stride` apart (the last row need not be padded).
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        self.data
+    }
     /// The writable bytes of row `y`. Panics if `y >= height`.
     pub fn row_mut(&mut self, y: usize) -> &mut [u8] {
         let start = y * self.stride;

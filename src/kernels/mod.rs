@@ -14,6 +14,7 @@ pub mod host;
 pub mod launch;
 pub mod nvrtc;
 pub mod source;
+pub mod transfer;
 
 pub use cache::KernelCache;
 pub use device::{GpuError, GpuKernels};

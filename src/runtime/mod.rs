@@ -22,7 +22,9 @@ pub use landmark_generator::{LandmarkGenerator, LandmarkInput, LandmarkModel, La
 pub use landmark_stages::StagedLandmarkGenerator;
 pub use locate::{LibrarySource, LocatedLibrary, locate_library};
 pub use providers::{DeviceError, Resolution};
-pub use session::{BorrowedTensor, BoundInput, ModelSession, SessionConfig, SessionError};
+pub use session::{
+    BorrowedTensor, BoundInput, ModelSession, OutputBuffers, SessionConfig, SessionError,
+};
 pub use tensor::{DeviceTensor, Placement};
 
 use std::sync::OnceLock;

@@ -10,6 +10,7 @@
 //! The result equals the official `Renderer.forward` (spec §5.2) up to float32 summation order.
 
 mod device_warp;
+mod resident;
 mod stages;
 
 use crate::audio::{CHUNK_FRAMES, N_MELS};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array4, ArrayView4, Axis, s};
 
+pub use resident::{ResidentInput, ResidentOutput};
 pub use stages::{
     FlowHead, FlowHeadOutput, FlowModulation, RefEncoder, RefFeatures, SpadeMaps, Translation,
     TranslationInput, TranslationIntermediates, TranslationOutput,
@@ -199,6 +201,8 @@ pub struct RendererModel {
     warp: WarpAccumulator,
     /// The warp on the GPU, when the sessions run on CUDA and the kernels load.
     device_warp: Option<device_warp::DeviceWarp>,
+    /// Output tensors of [`Self::render_resident`], made at its first call.
+    resident: Option<resident::ResidentBuffers>,
     /// The graphs' stage names (a package's stage files), in run order.
     stages: [String; 4],
 }
@@ -335,6 +339,7 @@ impl RendererModel {
             bank: None,
             warp: WarpAccumulator::new(warp_threads),
             device_warp,
+            resident: None,
             stages: names,
         })
     }
@@ -519,6 +524,13 @@ impl RendererModel {
             intermediates: out.intermediates,
             timings,
         })
+    }
+
+    /// The CUDA kernels on the sessions' stream, when the renderer runs on a GPU and they loaded
+    /// (its warp then runs on the GPU): a caller's kernels on this stream are ordered with the
+    /// networks, and [`Self::render_resident`] can read and write their buffers in place.
+    pub fn gpu_kernels(&self) -> Option<&std::sync::Arc<crate::kernels::GpuKernels>> {
+        self.device_warp.as_ref().map(|w| w.kernels())
     }
 
     /// Stage (e) alone (e.g. to inspect intermediates with golden inputs).

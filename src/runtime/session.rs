@@ -18,7 +18,7 @@ use crate::graph::onnx::{DType, Dim, TensorSpec};
 
 mod run;
 
-pub use run::{BorrowedTensor, BoundInput};
+pub use run::{BorrowedTensor, BoundInput, OutputBuffers};
 
 /// How to build a session.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -134,6 +134,10 @@ impl DeviceTensor {
     pub(crate) fn value(&self) -> &DynTensor {
         &self.value
     }
+
+    pub(crate) fn into_value(self) -> DynTensor {
+        self.value
+    }
 }
 
 #[cfg(test)]

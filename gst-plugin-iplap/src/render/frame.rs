@@ -6,11 +6,9 @@ use gst_video::prelude::*;
 use gst_video::{VideoColorMatrix, VideoColorRange, VideoColorimetry, VideoFormat, VideoInfo};
 use iplap::engine::compose::{ComposeError, FrameCompositor, FrameInput, FrameStats, MeshPoints};
 use iplap::engine::landmarks::SyncedFace;
-use iplap::face::crop_box::paste_polygon;
-use iplap::face::indices::PASTE_CONTOUR;
-use iplap::image::{ChannelOrder, GAUSS_RADIUS, ImageError, ImageMut, Rect};
+use iplap::image::{ChannelOrder, ImageError, ImageMut};
 
-use iplap::image::yuv::{Plane, RgbWindow, Yuv420Mut, YuvColour, YuvMatrix};
+use iplap::image::yuv::{Plane, Yuv420Mut, YuvColour, YuvMatrix};
 
 /// The packed formats the engine pastes into in place, with their colour order.
 pub const FORMATS: [(VideoFormat, ChannelOrder); 10] = [
@@ -76,37 +74,6 @@ pub fn yuv_colour(colorimetry: &VideoColorimetry, height: u32) -> YuvColour {
     YuvColour::new(matrix, colorimetry.range() == VideoColorRange::Range0_255)
 }
 
-/// The frame region `FrameCompositor::render_frame` reads and writes: the crop box and, with the
-/// blend, the blurred mask's window (the polygon's vertex box clipped to the frame and dilated by
-/// the blur radius, as `PasteBack::blend_u8` computes it). Clipped to the frame; a polygon the
-/// engine will reject only leaves the crop box (the engine then fails before writing).
-pub fn paste_region(input: &FrameInput, blend: bool, width: usize, height: usize) -> Rect {
-    let b = input.crop_box;
-    let (mut x0, mut y0, mut x1, mut y1) = (b.x1 as i64, b.y1 as i64, b.x2 as i64, b.y2 as i64);
-    let polygon = match (blend, input.mesh) {
-        (false, _) => None,
-        (true, MeshPoints::Normalised(p)) => paste_polygon(p, width, height).ok(),
-        (true, MeshPoints::Pixels(p)) => PASTE_CONTOUR
-            .iter()
-            .map(|&i| p.get(i).map(|&[x, y]| (x as i64, y as i64)))
-            .collect::<Option<Vec<_>>>()
-            .and_then(|v| v.try_into().ok()),
-    };
-    if let (Some(polygon), true) = (polygon, width > 0 && height > 0) {
-        let (w, h, r) = (width as i64, height as i64, GAUSS_RADIUS as i64);
-        for (x, y) in polygon {
-            x0 = x0.min(x.clamp(0, w - 1) - r);
-            x1 = x1.max(x.clamp(0, w - 1) + r + 1);
-            y0 = y0.min(y.clamp(0, h - 1) - r);
-            y1 = y1.max(y.clamp(0, h - 1) + r + 1);
-        }
-    }
-    let clip = |v: i64, max: usize| v.clamp(0, max as i64) as usize;
-    let (x0, x1) = (clip(x0, width), clip(x1, width));
-    let (y0, y1) = (clip(y0, height), clip(y1, height));
-    Rect::new(x0, y0, x1.saturating_sub(x0), y1.saturating_sub(y0))
-}
-
 /// Why a frame was not rendered.
 #[derive(Debug)]
 pub enum FrameError {
@@ -116,19 +83,14 @@ pub enum FrameError {
     Render(ComposeError),
 }
 
-/// The renderer and the scratch of the YUV path, taken out of the element state together while a
-/// frame renders.
+/// The compositor, taken out of the element state while a frame renders.
 pub struct PlaneCompositor {
     pub engine: FrameCompositor,
-    window: RgbWindow,
 }
 
 impl PlaneCompositor {
     pub fn new(engine: FrameCompositor) -> Self {
-        PlaneCompositor {
-            engine,
-            window: RgbWindow::default(),
-        }
+        PlaneCompositor { engine }
     }
 
     /// Renders `face` into `frame` in place. The caller checks that the meta's frame size is the
@@ -171,13 +133,8 @@ impl PlaneCompositor {
             _ => Yuv420Mut::i420(width, height, plane(p0, s0), plane(p1, s1), plane(p2, s2)),
         }
         .map_err(image_err)?;
-        let region = paste_region(&input, self.engine.settings().blend, width, height);
-        let engine = &mut self.engine;
-        self.window
-            .run(&mut yuv, &colour, region, |image| {
-                engine.render_frame(image, &input)
-            })
-            .map(|(stats, _)| stats)
+        self.engine
+            .render_yuv(&mut yuv, &colour, &input)
             .map_err(FrameError::Render)
     }
 }
@@ -225,7 +182,7 @@ pub fn error_kind(err: &ComposeError) -> ErrorKind {
         ComposeError::TooFewReferences { .. }
         | ComposeError::BadReference { .. }
         | ComposeError::BadReferenceCount(_) => ErrorKind::Bank,
-        ComposeError::Render(_) => ErrorKind::Engine,
+        ComposeError::Render(_) | ComposeError::Gpu(_) => ErrorKind::Engine,
     }
 }
 

@@ -433,7 +433,10 @@ impl ObjectImpl for IplapRender {
                     .blurb(
                         "Post an `iplaprender-stats` element message per rendered frame with the \
                          nanoseconds of each step (sketches, crop, reference-encoding, \
-                         modulation, flow-head, warp, translation, paste, overlay, total) and pts.",
+                         modulation, flow-head, warp, translation, paste, overlay, total) and pts; \
+                         on a GPU also each step's GPU time from CUDA events (gpu-upload, \
+                         gpu-sketches, gpu-crop, gpu-networks, gpu-paste, gpu-download, \
+                         gpu-total) and on-gpu.",
                     )
                     .default_value(d.post_stats)
                     .mutable_playing()

@@ -20,7 +20,24 @@ pub const STATS_FIELDS: [&str; 10] = [
     "total",
 ];
 
-/// The message structure for one rendered frame (`pts` of its buffer, if any).
+/// Fields added when the frame was composed on the GPU: each step's GPU time from CUDA events
+/// on the renderer's stream (`u64` nanoseconds), in the order the steps run, then their sum.
+pub const GPU_STATS_FIELDS: [&str; 7] = [
+    "gpu-upload",
+    "gpu-sketches",
+    "gpu-crop",
+    "gpu-networks",
+    "gpu-paste",
+    "gpu-download",
+    "gpu-total",
+];
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The message structure for one rendered frame (`pts` of its buffer, if any); on the GPU path
+/// also [`GPU_STATS_FIELDS`] and `on-gpu` = true.
 pub fn stats_structure(stats: &FrameStats, pts: Option<gst::ClockTime>) -> gst::Structure {
     let r = &stats.render;
     let values = [
@@ -38,9 +55,24 @@ pub fn stats_structure(stats: &FrameStats, pts: Option<gst::ClockTime>) -> gst::
     let mut s = gst::Structure::builder(STATS_MESSAGE)
         .field("pts", pts)
         .field("encoded-references", stats.encoded_references)
+        .field("on-gpu", stats.device.is_some())
         .build();
     for (name, d) in STATS_FIELDS.iter().zip(values) {
-        s.set(*name, u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        s.set(*name, nanos(d));
+    }
+    if let Some(g) = &stats.device {
+        let gpu = [
+            g.upload,
+            g.sketches,
+            g.crop,
+            g.networks,
+            g.paste,
+            g.download,
+            g.total(),
+        ];
+        for (name, d) in GPU_STATS_FIELDS.iter().zip(gpu) {
+            s.set(*name, nanos(d));
+        }
     }
     s
 }
@@ -48,6 +80,7 @@ pub fn stats_structure(stats: &FrameStats, pts: Option<gst::ClockTime>) -> gst::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use iplap::engine::compose::DeviceStepTimes;
     use std::time::Duration;
 
     #[test]
@@ -69,5 +102,30 @@ mod tests {
             s.get::<Option<gst::ClockTime>>("pts").unwrap(),
             Some(gst::ClockTime::from_mseconds(80))
         );
+        // On the CPU: no GPU fields.
+        assert!(!s.get::<bool>("on-gpu").unwrap());
+        assert!(GPU_STATS_FIELDS.iter().all(|f| !s.has_field(*f)));
+    }
+
+    #[test]
+    fn gpu_frames_add_each_step_in_nanoseconds() {
+        gst::init().unwrap();
+        let device = DeviceStepTimes {
+            upload: Duration::from_micros(40),
+            sketches: Duration::from_micros(30),
+            crop: Duration::from_micros(10),
+            networks: Duration::from_micros(5000),
+            paste: Duration::from_micros(60),
+            download: Duration::from_micros(50),
+        };
+        let stats = FrameStats {
+            device: Some(device),
+            ..Default::default()
+        };
+        let s = stats_structure(&stats, None);
+        assert!(s.get::<bool>("on-gpu").unwrap());
+        assert_eq!(s.get::<u64>("gpu-networks").unwrap(), 5_000_000);
+        assert_eq!(s.get::<u64>("gpu-download").unwrap(), 50_000);
+        assert_eq!(s.get::<u64>("gpu-total").unwrap(), 5_190_000);
     }
 }

@@ -283,7 +283,7 @@ const GOLDEN_ANGLE: f32 = 2.399_963;
 /// A face-like set: column `c` on ring `c % 4` at the golden angle times `c`, centred at (0.5,
 /// 0.55), moved by up to 0.01 (so sets of one window differ like consecutive frames). Every
 /// point lies in [0.08, 0.98].
-fn face_set(rng: &mut CheckRng) -> LandmarkSet {
+pub(crate) fn face_set(rng: &mut CheckRng) -> LandmarkSet {
     let mut set = [[0.0f32; FULL_LEN]; 2];
     for c in 0..FULL_LEN {
         let (rx, ry) = RINGS[c % RINGS.len()];

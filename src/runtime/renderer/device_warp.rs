@@ -26,7 +26,7 @@ const PER_REF: usize = IMG_CHANNELS * PLANE;
 
 /// The kernels, the sums and the bank's device copies of one renderer.
 pub(super) struct DeviceWarp {
-    kernels: GpuKernels,
+    kernels: Arc<GpuKernels>,
     sums: DeviceWarpAccumulator,
     placement: Placement,
     /// The bank's h1 `(N, 32, 128, 128)` and images `(N, 3, 128, 128)`.
@@ -49,6 +49,7 @@ impl DeviceWarp {
             Arch(major, minor),
             &KernelCache::new(KernelCache::default_root()),
         )?;
+        let kernels = Arc::new(kernels);
         let sums = DeviceWarpAccumulator::new(&kernels)?;
         let alloc = |len| {
             kernels
@@ -65,6 +66,11 @@ impl DeviceWarp {
             placement: Placement::Cuda { ordinal },
             bank: None,
         })
+    }
+
+    /// The kernels, loaded on the renderer's stream (the compositor's GPU path shares them).
+    pub(super) fn kernels(&self) -> &Arc<GpuKernels> {
+        &self.kernels
     }
 
     /// Uploads a bank's h1 and images (row-major, N references each).

@@ -244,13 +244,13 @@ fn missing(stage: &'static str) -> RendererError {
 /// They stay where stage (b) ran: each flow-head chunk of the frame reads them.
 #[derive(Debug)]
 pub struct SpadeMaps {
-    maps: Vec<DeviceTensor>,
+    pub(super) maps: Vec<DeviceTensor>,
 }
 
 /// Stage (b), [`crate::graph::renderer::flow_modulation`]: in `driving` `(1, 15, 128, 128)`; out the
 /// [`SpadeMaps`].
 pub struct FlowModulation {
-    session: ModelSession,
+    pub(super) session: ModelSession,
     placement: Placement,
 }
 
@@ -483,7 +483,7 @@ pub struct TranslationOutput {
 
 /// Stage (e), [`crate::graph::renderer::translation`].
 pub struct Translation {
-    session: ModelSession,
+    pub(super) session: ModelSession,
     intermediates: bool,
 }
 

@@ -40,15 +40,74 @@ impl ModelSession {
         borrowed: &[(&str, &BorrowedTensor)],
         outputs: &[&str],
     ) -> Result<Vec<Vec<f32>>, SessionError> {
+        let inputs = self.plain_inputs(dims, host, borrowed)?;
+        let fail = self.failure();
+        let result = self.session.run(inputs).map_err(|e| fail(e.to_string()))?;
+        outputs
+            .iter()
+            .map(|name| {
+                let v = result
+                    .get(name)
+                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
+                let (_, data) = v
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
+                Ok(data.to_vec())
+            })
+            .collect()
+    }
+
+    /// [`Self::run_f32_borrowed`] with the outputs written into `outputs`' tensors, which stay
+    /// where they were made (the session's GPU): a stage fed by our kernels whose results feed
+    /// the next stage or our kernels, with nothing crossing the bus. Returns the outputs in
+    /// `outputs`' order; they share memory with `outputs`, which the next run overwrites.
+    pub fn run_borrowed_into(
+        &mut self,
+        dims: &[(&str, usize)],
+        host: &[(&str, &[f32])],
+        borrowed: &[(&str, &BorrowedTensor)],
+        outputs: &OutputBuffers,
+    ) -> Result<Vec<DeviceTensor>, SessionError> {
+        let inputs = self.plain_inputs(dims, host, borrowed)?;
+        let fail = self.failure();
+        let options = outputs.options.lock().unwrap_or_else(|p| p.into_inner());
+        let mut result = self
+            .session
+            .run_with_options(inputs, &options)
+            .map_err(|e| fail(e.to_string()))?;
+        outputs
+            .names
+            .iter()
+            .map(|name| {
+                let value = result
+                    .remove(name.as_str())
+                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
+                let tensor = value
+                    .downcast::<ort::value::DynTensorValueType>()
+                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
+                Ok(DeviceTensor::from_value(tensor))
+            })
+            .collect()
+    }
+
+    fn failure(&self) -> impl Fn(String) -> SessionError + use<> {
         let model = self.model.clone();
-        let fail = |message: String| SessionError::Run {
+        move |message| SessionError::Run {
             model: model.clone(),
             message,
-        };
-        let mut run_inputs: Vec<(
-            std::borrow::Cow<'_, str>,
-            ort::session::SessionInputValue<'_>,
-        )> = Vec::with_capacity(self.inputs.len());
+        }
+    }
+
+    /// The inputs of a plain run: `host` data by reference, `borrowed` device memory in place.
+    /// Every contract input must be given.
+    fn plain_inputs<'v>(
+        &self,
+        dims: &[(&str, usize)],
+        host: &[(&str, &'v [f32])],
+        borrowed: &[(&str, &BorrowedTensor)],
+    ) -> Result<PlainInputs<'v>, SessionError> {
+        let fail = self.failure();
+        let mut run_inputs: PlainInputs<'v> = Vec::with_capacity(self.inputs.len());
         for spec in &self.inputs {
             let name = spec.name.as_str();
             let value = if let Some((_, data)) = host.iter().find(|(n, _)| *n == name) {
@@ -68,37 +127,66 @@ impl ModelSession {
                 }
                 let info = t.placement.memory_info().map_err(|e| fail(e.to_string()))?;
                 // SAFETY: `BorrowedTensor::new`'s contract: the memory holds the shape's values
-                // where `info` says and outlives this call, which returns after the run.
-                unsafe {
+                // where `info` says and outlives the run, which returns before the caller can
+                // release it (the value is dropped with the run's inputs).
+                let view = unsafe {
                     ort::value::TensorRefMut::<f32>::from_raw(
                         info,
                         t.address as *mut std::ffi::c_void,
                         ort::value::Shape::new(shape),
                     )
                 }
-                .map_err(|e| fail(e.to_string()))?
-                .into()
+                .map_err(|e| fail(e.to_string()))?;
+                ort::session::SessionInputValue::from(view)
             } else {
                 return Err(fail(format!("input `{name}` not given")));
             };
             run_inputs.push((spec.name.clone().into(), value));
         }
-        let result = self
-            .session
-            .run(run_inputs)
-            .map_err(|e| fail(e.to_string()))?;
-        outputs
-            .iter()
-            .map(|name| {
-                let v = result
-                    .get(name)
-                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
-                let (_, data) = v
-                    .try_extract_tensor::<f32>()
-                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
-                Ok(data.to_vec())
-            })
-            .collect()
+        Ok(run_inputs)
+    }
+}
+
+type PlainInputs<'v> = Vec<(
+    std::borrow::Cow<'static, str>,
+    ort::session::SessionInputValue<'v>,
+)>;
+
+/// Output tensors a session writes into at every [`ModelSession::run_borrowed_into`]: allocated
+/// once by ONNX Runtime in a placement (the session's GPU), so the outputs stay there.
+pub struct OutputBuffers {
+    names: Vec<String>,
+    /// Behind a mutex only to be `Sync` (`ort` does not mark options with outputs so); the
+    /// runs that use it take the session mutably anyway.
+    options: std::sync::Mutex<ort::session::RunOptions<ort::session::HasSelectedOutputs>>,
+}
+
+impl OutputBuffers {
+    /// One float32 tensor per `(name, shape)`, zeroed, in `placement`.
+    pub fn new(outputs: &[(&str, &[usize])], placement: Placement) -> ort::Result<Self> {
+        let mut selector = ort::session::OutputSelector::no_default();
+        for (name, shape) in outputs {
+            let zeros = vec![0f32; shape.iter().product()];
+            let tensor = DeviceTensor::upload(&zeros, shape, placement)?;
+            selector = selector.with(*name).preallocate(*name, tensor.into_value());
+        }
+        Ok(OutputBuffers {
+            names: outputs.iter().map(|(n, _)| n.to_string()).collect(),
+            options: std::sync::Mutex::new(ort::session::RunOptions::new()?.with_outputs(selector)),
+        })
+    }
+
+    /// The output names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+impl std::fmt::Debug for OutputBuffers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputBuffers")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,6 +220,11 @@ impl BorrowedTensor {
             shape: shape.to_vec(),
             placement,
         }
+    }
+
+    /// The tensor's shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
     }
 }
 
