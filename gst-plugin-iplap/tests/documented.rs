@@ -565,7 +565,7 @@ fn readme_kernels_command() {
 /// The GPU check's two commands as written, with the device swapped for the CPU (no GPU here):
 /// `prepare.sh` packs what a GPU machine receives, which must leave room for the working tree in
 /// the 64 MiB such a machine takes, and `gpu-check.sh --device cpu` rehearses every step (the
-/// GPU graphs against the CPU graphs, the bench). Without the GPU runtime
+/// GPU graphs against the CPU graphs, the compositor's frame against itself, the bench). Without the GPU runtime
 /// (`IPLAP_TEST_GPU_RUNTIME=0`) there is nothing to pack: skipped, loudly.
 #[test]
 fn readme_gpu_check_commands() {
@@ -607,6 +607,7 @@ fn readme_gpu_check_commands() {
     );
     for want in [
         "renderer stages: renderer_ref_encoder, renderer_flow_modulation, renderer_flow_head_gpu",
+        "vs the CPU compositor: max |diff| 0",
         "frames/s",
         "==> done",
     ] {

@@ -21,6 +21,7 @@ mod device;
 mod input;
 mod overlay;
 mod refs;
+mod region_plan;
 
 use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::sizes::{FACE_SIZE, WINDOW};

@@ -25,17 +25,18 @@ use std::time::Duration;
 use cudarc::driver::sys::CUevent_flags;
 use cudarc::driver::{CudaEvent, CudaSlice, CudaStream, DevicePtr, DevicePtrMut};
 
+use super::region_plan::{FrameShape, RegionPlan};
 use super::{ComposeError, PLANE};
 use crate::face::indices::{FULL_LEN, PASTE_CONTOUR};
-use crate::image::yuv::{Chroma, Yuv420Mut, YuvColour, chroma_aligned, chroma_size};
+use crate::image::yuv::{Chroma, Yuv420Mut, YuvColour};
 use crate::image::{ChannelOrder, ImageMut, Rect, SketchScaling};
 use crate::kernels::host::crop::CropFormat;
-use crate::kernels::host::paste::{FrameTarget, Packed};
+use crate::kernels::host::paste::Packed;
 use crate::kernels::launch::crop::{DeviceFrame, DevicePlane, crop_face};
 use crate::kernels::launch::paste::{DevicePaste, face_to_u8, paste_face};
 use crate::kernels::launch::sketch::DeviceSketcher;
 use crate::kernels::launch::yuv::{self as yuv_launch, DeviceYuv};
-use crate::kernels::transfer::{RowBlock, download_rows, upload_rows};
+use crate::kernels::transfer::{download_rows, upload_rows};
 use crate::kernels::{GpuError, GpuKernels};
 use crate::runtime::renderer::{MASK_ROW, RendererModel, RendererTimings, ResidentInput};
 use crate::runtime::{BorrowedTensor, Placement};
@@ -72,10 +73,48 @@ pub(super) enum HostFrame<'a, 'b> {
 }
 
 impl HostFrame<'_, '_> {
-    fn size(&self) -> (usize, usize) {
+    fn shape(&self) -> FrameShape {
         match self {
-            HostFrame::Packed(f) => (f.width(), f.height()),
-            HostFrame::Yuv(f, _) => (f.width, f.height),
+            HostFrame::Packed(f) => FrameShape::Packed {
+                width: f.width(),
+                height: f.height(),
+                stride: f.stride(),
+                order: f.order(),
+            },
+            HostFrame::Yuv(f, _) => match &f.chroma {
+                Chroma::Planar(u, v) => FrameShape::I420 {
+                    width: f.width,
+                    height: f.height,
+                    strides: [f.y.stride, u.stride, v.stride],
+                },
+                Chroma::Interleaved(uv) => FrameShape::Nv12 {
+                    width: f.width,
+                    height: f.height,
+                    strides: [f.y.stride, uv.stride],
+                },
+            },
+        }
+    }
+
+    /// The planes' bytes, in [`RegionPlan::blocks`] order.
+    fn planes(&self) -> [&[u8]; 3] {
+        match self {
+            HostFrame::Packed(f) => [f.as_ref().data(), &[], &[]],
+            HostFrame::Yuv(f, _) => match &f.chroma {
+                Chroma::Planar(u, v) => [&*f.y.data, &*u.data, &*v.data],
+                Chroma::Interleaved(uv) => [&*f.y.data, &*uv.data, &[]],
+            },
+        }
+    }
+
+    /// The planes' bytes, writable, in [`RegionPlan::blocks`] order.
+    fn planes_mut(&mut self) -> [&mut [u8]; 3] {
+        match self {
+            HostFrame::Packed(f) => [f.data_mut(), &mut [], &mut []],
+            HostFrame::Yuv(f, _) => match &mut f.chroma {
+                Chroma::Planar(u, v) => [&mut *f.y.data, &mut *u.data, &mut *v.data],
+                Chroma::Interleaved(uv) => [&mut *f.y.data, &mut *uv.data, &mut []],
+            },
         }
     }
 }
@@ -177,34 +216,6 @@ fn grow(stream: &Arc<CudaStream>, buf: &mut CudaSlice<u8>, len: usize) -> Result
     Ok(())
 }
 
-/// The row blocks of a region of a YUV frame (`r` chroma-aligned): Y, then U and V or UV, each
-/// tight on the device.
-fn yuv_blocks(frame: &Yuv420Mut, r: Rect) -> [Option<RowBlock>; 3] {
-    let (cw, ch) = chroma_size(r.width, r.height);
-    let y = RowBlock {
-        host_offset: r.y * frame.y.stride + r.x,
-        host_stride: frame.y.stride,
-        pitch: r.width,
-        row_bytes: r.width,
-        rows: r.height,
-    };
-    let chroma = |stride: usize, bytes_per_sample: usize| RowBlock {
-        host_offset: r.y / 2 * stride + r.x / 2 * bytes_per_sample,
-        host_stride: stride,
-        pitch: cw * bytes_per_sample,
-        row_bytes: cw * bytes_per_sample,
-        rows: ch,
-    };
-    match &frame.chroma {
-        Chroma::Planar(u, v) => [
-            Some(y),
-            Some(chroma(u.stride, 1)),
-            Some(chroma(v.stride, 1)),
-        ],
-        Chroma::Interleaved(uv) => [Some(y), Some(chroma(uv.stride, 2)), None],
-    }
-}
-
 impl DeviceCompositor {
     /// The buffers and kernels of the GPU path on the renderer's stream.
     pub(super) fn new(kernels: Arc<GpuKernels>, ordinal: i32) -> Result<Self, GpuError> {
@@ -229,85 +240,42 @@ impl DeviceCompositor {
     pub(super) fn render(
         &mut self,
         engine: &mut RendererModel,
-        frame: HostFrame,
+        mut frame: HostFrame,
         job: &DeviceJob,
     ) -> Result<(RendererTimings, DeviceStepTimes), ComposeError> {
         let stream = self.kernels.stream().clone();
-        let (width, height) = frame.size();
-        let region = match &frame {
-            HostFrame::Packed(_) => job.region,
-            HostFrame::Yuv(..) => chroma_aligned(job.region, width, height),
-        };
-        let (rw, rh) = (region.width, region.height);
-        // Where the paste writes: a packed buffer holding the region, placed in the frame.
-        let (order, pitch) = match &frame {
-            HostFrame::Packed(f) => (f.order(), rw * f.order().bytes_per_pixel()),
-            HostFrame::Yuv(..) => (ChannelOrder::Rgb, 3 * rw),
-        };
-        let layout = Packed {
-            width: rw,
-            height: rh,
-            stride: pitch,
-            order,
-        };
-        let target = FrameTarget {
-            layout,
-            origin: (region.x, region.y),
-            frame: (width, height),
-        };
-        let local = Rect::new(
-            job.rect.x - region.x,
-            job.rect.y - region.y,
-            job.rect.width,
-            job.rect.height,
-        );
+        let plan = RegionPlan::new(&frame.shape(), job.rect, job.region);
+        let (rw, rh) = (plan.region.width, plan.region.height);
+        let layout = plan.target.layout;
+        let len = plan.buffer_len();
 
         // 1. Upload (and RGB for YUV).
         self.events.record(0, &stream)?;
-        let blocks = match &frame {
-            HostFrame::Packed(f) => {
-                let bpp = f.order().bytes_per_pixel();
-                let block = RowBlock {
-                    host_offset: region.y * f.stride() + region.x * bpp,
-                    host_stride: f.stride(),
-                    pitch,
-                    row_bytes: rw * bpp,
-                    rows: rh,
-                };
-                grow(&stream, &mut self.planes[0], pitch * rh)?;
-                upload_rows(&stream, f.as_ref().data(), block, &mut self.planes[0])?;
-                [Some(block), None, None]
+        for ((block, host), plane) in plan.blocks.iter().zip(frame.planes()).zip(&mut self.planes) {
+            if let Some(block) = block {
+                grow(&stream, plane, block.device_len().unwrap_or(0))?;
+                upload_rows(&stream, host, *block, plane)?;
             }
-            HostFrame::Yuv(f, colour) => {
-                let blocks = yuv_blocks(f, region);
-                let hosts: [&[u8]; 3] = match &f.chroma {
-                    Chroma::Planar(u, v) => [&*f.y.data, &*u.data, &*v.data],
-                    Chroma::Interleaved(uv) => [&*f.y.data, &*uv.data, &[]],
-                };
-                for ((block, host), plane) in blocks.iter().zip(hosts).zip(&mut self.planes) {
-                    if let Some(block) = block {
-                        grow(&stream, plane, block.device_len().unwrap_or(0))?;
-                        upload_rows(&stream, host, *block, plane)?;
-                    }
-                }
-                grow(&stream, &mut self.rgb, pitch * rh)?;
-                grow(&stream, &mut self.before, pitch * rh)?;
-                let planar = matches!(f.chroma, Chroma::Planar(..));
-                let [y, u, v] = &self.planes;
-                let len = |i: usize| blocks[i].map_or(0, |b| b.device_len().unwrap_or(0));
-                let views = [y.slice(..len(0)), u.slice(..len(1)), v.slice(..len(2))];
-                let device = region_yuv(planar, region, views, &blocks)?;
-                yuv_launch::to_rgb_window(
-                    &self.kernels,
-                    &device,
-                    colour,
-                    Rect::new(0, 0, rw, rh),
-                    (&mut self.rgb.as_view_mut(), pitch),
-                    Some((&mut self.before.as_view_mut(), pitch)),
-                )?;
-                blocks
-            }
-        };
+        }
+        if let HostFrame::Yuv(_, colour) = &frame {
+            grow(&stream, &mut self.rgb, len)?;
+            grow(&stream, &mut self.before, len)?;
+            let [y, u, v] = &self.planes;
+            let views = [
+                y.slice(..plan.plane_len(0)),
+                u.slice(..plan.plane_len(1)),
+                v.slice(..plan.plane_len(2)),
+            ];
+            let device = region_yuv(&plan, views)?;
+            yuv_launch::to_rgb_window(
+                &self.kernels,
+                &device,
+                colour,
+                Rect::new(0, 0, rw, rh),
+                (&mut self.rgb.as_view_mut(), layout.stride),
+                Some((&mut self.before.as_view_mut(), layout.stride)),
+            )?;
+        }
         self.events.record(1, &stream)?;
 
         // 2. Sketches into translation_input[3..18].
@@ -327,16 +295,16 @@ impl DeviceCompositor {
                 HostFrame::Yuv(..) => &self.rgb,
             };
             let plane = DevicePlane {
-                data: source.slice(..pitch * rh),
-                stride: pitch,
+                data: source.slice(..len),
+                stride: layout.stride,
             };
             crop_face(
                 &self.kernels,
                 &DeviceFrame::packed(plane),
-                CropFormat::Packed(order),
+                CropFormat::Packed(layout.order),
                 rw,
                 rh,
-                local,
+                plan.local,
                 &mut self.input.slice_mut(..3 * PLANE),
                 None,
             )?;
@@ -398,13 +366,13 @@ impl DeviceCompositor {
             HostFrame::Packed(_) => &mut self.planes[0],
             HostFrame::Yuv(..) => &mut self.rgb,
         };
-        let mut buffer = buffer.slice_mut(..pitch * rh);
+        let mut buffer = buffer.slice_mut(..len);
         match &job.polygon {
             Some(polygon) => self.paste.blend(
                 &self.kernels,
                 &self.face.as_view(),
                 &mut buffer,
-                &target,
+                &plan.target,
                 job.rect,
                 polygon,
             )?,
@@ -418,59 +386,34 @@ impl DeviceCompositor {
                 paste_face(
                     &self.kernels,
                     &mut buffer,
-                    &target,
+                    &plan.target,
                     &self.face_u8.as_view(),
                     &face_layout,
                     job.rect,
                 )?;
             }
         }
-        if let HostFrame::Yuv(f, colour) = &frame {
+        if let HostFrame::Yuv(_, colour) = &frame {
             let window = Rect::new(0, 0, rw, rh);
-            let (rgb_view, before_view) = (
-                self.rgb.slice(..pitch * rh),
-                self.before.slice(..pitch * rh),
-            );
-            let (rgb, before) = ((&rgb_view, pitch), (&before_view, pitch));
-            let planar = matches!(f.chroma, Chroma::Planar(..));
+            let (rgb, before) = (self.rgb.slice(..len), self.before.slice(..len));
+            let (rgb, before) = ((&rgb, layout.stride), (&before, layout.stride));
             let [y, u, v] = &mut self.planes;
-            let len = |i: usize| blocks[i].map_or(0, |b| b.device_len().unwrap_or(0));
             let views = [
-                y.slice_mut(..len(0)),
-                u.slice_mut(..len(1)),
-                v.slice_mut(..len(2)),
+                y.slice_mut(..plan.plane_len(0)),
+                u.slice_mut(..plan.plane_len(1)),
+                v.slice_mut(..plan.plane_len(2)),
             ];
-            let mut device = region_yuv(planar, region, views, &blocks)?;
-            yuv_launch::writeback_luma(
-                &self.kernels,
-                &mut device,
-                colour,
-                window,
-                rgb,
-                before,
-                None,
-            )?;
-            yuv_launch::writeback_chroma(&self.kernels, &mut device, colour, window, rgb, before)?;
+            let mut device = region_yuv(&plan, views)?;
+            let k = &self.kernels;
+            yuv_launch::writeback_luma(k, &mut device, colour, window, rgb, before, None)?;
+            yuv_launch::writeback_chroma(k, &mut device, colour, window, rgb, before)?;
         }
         self.events.record(5, &stream)?;
 
         // 6. Download.
-        match frame {
-            HostFrame::Packed(f) => {
-                if let Some(block) = blocks[0] {
-                    download_rows(&stream, &self.planes[0], block, f.data_mut())?;
-                }
-            }
-            HostFrame::Yuv(f, _) => {
-                let hosts: [&mut [u8]; 3] = match &mut f.chroma {
-                    Chroma::Planar(u, v) => [&mut *f.y.data, &mut *u.data, &mut *v.data],
-                    Chroma::Interleaved(uv) => [&mut *f.y.data, &mut *uv.data, &mut []],
-                };
-                for ((block, host), plane) in blocks.iter().zip(hosts).zip(&self.planes) {
-                    if let Some(block) = block {
-                        download_rows(&stream, plane, *block, host)?;
-                    }
-                }
+        for ((block, host), plane) in plan.blocks.iter().zip(frame.planes_mut()).zip(&self.planes) {
+            if let Some(block) = block {
+                download_rows(&stream, plane, *block, host)?;
             }
         }
         self.events.record(6, &stream)?;
@@ -481,21 +424,19 @@ impl DeviceCompositor {
     }
 }
 
-/// The region's planes (views of the first bytes of each buffer, `blocks` from [`yuv_blocks`]) as
-/// a 4:2:0 frame the size of the region for the YUV kernels.
+/// The region's planes (views of the first bytes of each buffer) as a 4:2:0 frame the size of the
+/// region for the YUV kernels.
 fn region_yuv<P: cudarc::driver::DeviceSlice<u8>>(
-    planar: bool,
-    region: Rect,
+    plan: &RegionPlan,
     planes: [P; 3],
-    blocks: &[Option<RowBlock>; 3],
 ) -> Result<DeviceYuv<P>, GpuError> {
     let [y, u, v] = planes;
     let plane = |data, i: usize| yuv_launch::DevicePlane {
         data,
-        stride: blocks[i].map_or(0, |b| b.pitch),
+        stride: plan.plane_pitch(i),
     };
-    let (w, h) = (region.width, region.height);
-    if planar {
+    let (w, h) = (plan.region.width, plan.region.height);
+    if plan.blocks[2].is_some() {
         DeviceYuv::i420(w, h, plane(y, 0), plane(u, 1), plane(v, 2))
     } else {
         DeviceYuv::nv12(w, h, plane(y, 0), plane(u, 1))
