@@ -19,6 +19,12 @@
 //! render changed a pixel, U and V for each 2 × 2 block holding such a pixel (block mean). Every
 //! other byte of the frame, in every plane, stays as it was. `show-sketch` works in all formats.
 //!
+//! On a GPU (`device=cuda` or `tensorrt`, the CUDA kernels loaded) the frame is composed on the
+//! device: the face region goes up once, sketches, crop, networks, warp, paste and the YUV
+//! write-back run on the renderer's CUDA stream, and the region comes back once; `post-stats`
+//! then adds each step's GPU time from CUDA events (`gpu-*` fields). Without NVRTC, or with
+//! `show-sketch`, frames are composed on the CPU (the networks still run on the GPU).
+//!
 //! Latency: none added (one frame in, the same frame out); the render time is processing time on
 //! the streaming thread (seconds per frame on a CPU at `references=25`, fewer references are
 //! faster).
