@@ -13,6 +13,9 @@
 #   * the compositor's whole frame (1080p BGRx, I420, NV12; 577x455 face; N = 25) on the GPU:
 #     each step's GPU time (CUDA events: upload, sketches, crop, networks, paste, download) and
 #     the frame against the CPU compositor's (nothing outside the paste region changed, >= 40 dB);
+#   * live streams (`bench live`: 1080p frames arriving at 25 fps, N = 25, fp16; one stream for 60 s,
+#     then 2 and 4 at once for 30 s): frames composed, skipped, over 400 ms, latency p50/p99, CPU
+#     and GPU memory per stream;
 #   * `bench renderer` frames/s at N = 25 and N = 5 references for fp32, tf32 and fp16;
 #   * with PyTorch there and .gpu-check/official/: the official renderer's frames/s on the same
 #     GPU (scripts/gpu-check/official_renderer.py), so the speed-up is a ratio from one run.
@@ -35,7 +38,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --device) device="$2"; shift 2 ;;
     --iterations) iterations="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu-check.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -137,6 +140,22 @@ for f in bgrx i420 nv12; do
   step "compositor frame: $device, $f 1920x1080, N = ${refs_list[0]}, against the CPU compositor"
   run 180 "$engine" bench frame --models "$work/models" --device "$device" --format "$f" \
     --references "${refs_list[0]}" --iterations "$iterations" --compare-cpu
+done
+
+# Live streams: frames arriving at 25 fps, 1, 2 and 4 streams at once (fp16; 60 s for one stream,
+# 30 s for several, to stay within the check's 8 minutes).
+if [ "$device" = cpu ]; then
+  live_runs=("1,2 --seconds 2 --fps 2")
+  live_precision=fp32
+else
+  live_runs=("1 --seconds 60" "2,4 --seconds 30")
+  live_precision=fp16
+fi
+for r in "${live_runs[@]}"; do
+  step "live streams: $device $live_precision, N = ${refs_list[0]}, streams $r"
+  # shellcheck disable=SC2086 # $r holds the stream counts and the timing arguments
+  run 240 "$engine" bench live --models "$work/models" --device "$device" \
+    --precision "$live_precision" --references "${refs_list[0]}" --streams $r
 done
 
 for p in "${precisions[@]}"; do

@@ -176,9 +176,10 @@ fn formula_package_eval_and_bench() {
 
 /// `iplap bench frame`: the compositor's whole 1080p frame on a device, step by step, and with
 /// `--compare-cpu` against the CPU compositor. Here the device is the CPU, so the two frames are
-/// the same bits; the check still proves the frame changed inside the paste region only.
+/// the same bits; the check still proves the frame changed inside the paste region only. And
+/// `iplap bench live`'s report (the GPU check's live streams).
 #[test]
-fn bench_frame_times_steps_and_compares_with_the_cpu() {
+fn bench_frame_and_live_report_on_the_cpu() {
     let dir = temp_dir("bench-frame");
     let pkg = formula_package(&dir);
     for format in ["bgrx", "nv12"] {
@@ -221,6 +222,41 @@ fn bench_frame_times_steps_and_compares_with_the_cpu() {
         assert_eq!(c["changed_outside_region"], 0, "{v}");
         assert!(c["changed_in_region"].as_u64().unwrap() > 10_000, "{v}");
     }
+
+    // `bench live`: one stream at 1 fps for 2 s; every frame is composed or skipped, and the
+    // latency of a composed frame is at least its composition.
+    let mut args: Vec<&std::ffi::OsStr> = vec!["bench".as_ref(), "live".as_ref()];
+    args.extend(["--models".as_ref(), pkg.as_os_str()]);
+    for a in [
+        "--device",
+        "cpu",
+        "--references",
+        "1",
+        "--threads",
+        "2",
+        "--streams",
+        "1",
+        "--fps",
+        "1",
+        "--seconds",
+        "2",
+        "--json",
+    ] {
+        args.push(a.as_ref());
+    }
+    let run = iplap(&args);
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let r = &v["runs"][0];
+    assert_eq!(r["streams"], 1, "{v}");
+    assert_eq!(r["frames"], 2, "{v}");
+    let (composed, skipped) = (
+        r["composed"].as_u64().unwrap(),
+        r["skipped"].as_u64().unwrap(),
+    );
+    assert!(composed >= 1 && composed + skipped == 2, "{v}");
+    assert!(r["latency_p50_s"].as_f64().unwrap() > 0.0, "{v}");
+    assert!(r["latency_p99_s"].as_f64().unwrap() >= r["latency_p50_s"].as_f64().unwrap());
+    assert!(r["gpu_memory_per_stream_mib"].is_null(), "{v}");
 }
 
 /// `iplap parity` (also in `iplap-engine`, the GPU check's tool): the GPU graphs on the CPU against

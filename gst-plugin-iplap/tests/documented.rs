@@ -608,6 +608,7 @@ fn readme_gpu_check_commands() {
     for want in [
         "renderer stages: renderer_ref_encoder, renderer_flow_modulation, renderer_flow_head_gpu",
         "vs the CPU compositor: max |diff| 0",
+        "live streams on cpu",
         "frames/s",
         "==> done",
     ] {

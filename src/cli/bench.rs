@@ -29,6 +29,9 @@ pub enum BenchCommand {
     /// The compositor's whole frame (1080p, 577x455 face): every step timed, on a GPU with
     /// CUDA events too; `--compare-cpu` checks the frame against the CPU compositor's.
     Frame(super::frame_bench::FrameArgs),
+    /// Synthetic live streams (1, 2, 4 at once) through the compositor: frames composed, skipped
+    /// and over the latency budget, latency percentiles, CPU and GPU memory per stream.
+    Live(super::live_bench::LiveArgs),
     /// The landmark generator: streaming windows (one new mel chunk and frame each), and the
     /// one-graph model on the same windows for comparison.
     LandmarkGenerator {
@@ -55,7 +58,8 @@ pub struct Common {
     pub(crate) device: crate::cli::device_args::DeviceArgs,
 }
 
-fn median(mut v: Vec<Duration>) -> f64 {
+/// The median in seconds (0 for none).
+pub(crate) fn median(mut v: Vec<Duration>) -> f64 {
     v.sort();
     v.get(v.len() / 2)
         .copied()
@@ -79,6 +83,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             iterations,
         } => renderer(&common, usize::from(references), iterations.max(1)),
         BenchCommand::Frame(args) => super::frame_bench::run(args),
+        BenchCommand::Live(args) => super::live_bench::run(args),
         BenchCommand::LandmarkGenerator { common, iterations } => {
             landmark_generator(&common, iterations.max(1))
         }

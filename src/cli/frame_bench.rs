@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::bench::median;
+
 use crate::engine::bank::{ImageReference, ReferenceBank};
 use crate::engine::compose::{
     CompositorSettings, FrameCompositor, FrameInput, FrameStats, MeshPoints, WINDOW_CONTENT_LEN,
@@ -59,7 +61,7 @@ const MESH_POINTS: usize = 478;
 const MIN_PSNR_DB: f64 = 40.0;
 
 /// One frame's synthetic inputs.
-struct Case {
+pub(super) struct Case {
     frame: Vec<u8>,
     /// (offset, stride) of each plane in `frame` (packed: one).
     planes: Vec<(usize, usize)>,
@@ -72,7 +74,7 @@ struct Case {
 }
 
 impl Case {
-    fn new(format: FrameFormat) -> Self {
+    pub(super) fn new(format: FrameFormat) -> Self {
         let mut rng = CheckRng::new(0x5EED_F4A3_0000_0001);
         let (w, h) = FRAME;
         // Rows padded as GStreamer pads them, so strides differ from widths.
@@ -173,7 +175,7 @@ impl Case {
     }
 
     /// Composes one frame into a copy of the case's frame.
-    fn compose(
+    pub(super) fn compose(
         &self,
         compositor: &mut FrameCompositor,
         format: FrameFormat,
@@ -244,14 +246,6 @@ impl Case {
         }
         Ok(mask)
     }
-}
-
-fn median(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v.get(v.len() / 2)
-        .copied()
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 fn compositor(args: &FrameArgs, device: DeviceConfig) -> anyhow::Result<FrameCompositor> {

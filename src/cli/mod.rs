@@ -9,6 +9,7 @@ pub mod devices;
 pub mod eval;
 pub mod frame_bench;
 pub mod kernels;
+pub mod live_bench;
 pub mod parity;
 
 /// The engine-only subcommands, flattened into both executables' command lists.

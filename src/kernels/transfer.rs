@@ -53,8 +53,11 @@ impl RowBlock {
         Ok(())
     }
 
-    fn is_empty(&self) -> bool {
-        self.rows == 0 || self.row_bytes == 0
+    /// [`Self::check`] as a launch error; `false` when there is nothing to copy.
+    fn prepare(&self, host_len: usize, device_len: usize) -> Result<bool, GpuError> {
+        self.check(host_len, device_len)
+            .map_err(|e| GpuError::Input(e.to_string()))?;
+        Ok(self.rows > 0 && self.row_bytes > 0)
     }
 
     fn descriptor(&self) -> CUDA_MEMCPY2D {
@@ -75,10 +78,7 @@ pub fn upload_rows<D: DevicePtrMut<u8>>(
     block: RowBlock,
     device: &mut D,
 ) -> Result<(), GpuError> {
-    block
-        .check(host.len(), device.len())
-        .map_err(|e| GpuError::Input(e.to_string()))?;
-    if block.is_empty() {
+    if !block.prepare(host.len(), device.len())? {
         return Ok(());
     }
     let (dst, _sync) = device.device_ptr_mut(stream);
@@ -105,10 +105,7 @@ pub fn download_rows<D: DevicePtr<u8>>(
     block: RowBlock,
     host: &mut [u8],
 ) -> Result<(), GpuError> {
-    block
-        .check(host.len(), device.len())
-        .map_err(|e| GpuError::Input(e.to_string()))?;
-    if block.is_empty() {
+    if !block.prepare(host.len(), device.len())? {
         return Ok(());
     }
     let (src, _sync) = device.device_ptr(stream);

@@ -123,6 +123,17 @@ fn probe_driver() -> Result<Driver, DriverProblem> {
     })
 }
 
+/// Bytes of GPU `ordinal`'s memory in use (by every process), or `None` without a driver or that
+/// GPU.
+pub fn memory_in_use(ordinal: u32) -> Option<u64> {
+    gpu(ordinal).ok()?;
+    let ctx = std::panic::catch_unwind(|| cudarc::driver::CudaContext::new(ordinal as usize))
+        .ok()?
+        .ok()?;
+    let (free, total) = ctx.mem_get_info().ok()?;
+    Some(total.saturating_sub(free) as u64)
+}
+
 /// A CUDA stream shared by the sessions of one model, so that a frame's stages queue on one
 /// stream in order, with no device-wide synchronisation between them (ONNX Runtime's
 /// `user_compute_stream`). Created on the primary context, the one ONNX Runtime uses.

@@ -10,6 +10,7 @@
 //! The result equals the official `Renderer.forward` (spec §5.2) up to float32 summation order.
 
 mod device_warp;
+mod flow_warp;
 mod resident;
 mod stages;
 
@@ -36,7 +37,7 @@ use crate::graph::target::GraphTarget;
 use crate::graph::weights::WeightSource;
 use crate::runtime::{DeviceTensor, Placement};
 use crate::runtime::{SessionConfig, SessionError};
-use crate::warp::{WarpAccumulator, WarpChunk, WarpError};
+use crate::warp::{WarpAccumulator, WarpError};
 use stages::check_shape;
 
 /// First row of the face that is zeroed before the translation network (`128 // 2`, spec §5.2 step 3).
@@ -432,31 +433,28 @@ impl RendererModel {
         timings.modulation = t.elapsed();
 
         // The GPU warp: flows stay on the device, the averages go to the translation in place.
-        let on_device = !self.config.keep_flow
-            && !self.config.graph.intermediates
-            && bank.resident_h2.len() == chunks(n, self.config.chunk).count();
-        if let (true, Some(warp)) = (on_device, self.device_warp.as_mut()) {
+        let t = Instant::now();
+        let plain = !self.config.keep_flow && !self.config.graph.intermediates;
+        if let Some(averages) = plain
+            .then(|| self.warp_on_device(&maps))
+            .transpose()?
+            .flatten()
+        {
+            timings.flow_head = t.elapsed();
             let t = Instant::now();
             let translation_input = translation_input(x.face, x.target_sketches)?;
             let audio = x.audio.as_standard_layout();
-            warp.reset()?;
-            let mut alive = Vec::new();
-            for (i, range) in chunks(n, self.config.chunk).enumerate() {
-                let (flow, weight) = self.flow_head.run_on_device(&bank.resident_h2[i], &maps)?;
-                warp.add(range, &flow, &weight, &bank.resident_h2[i])?;
-                alive.push((flow, weight));
-            }
-            let averages = warp.finish()?;
-            drop(alive);
-            timings.flow_head = t.elapsed();
-            let t = Instant::now();
             let generated = self.translation.run_on_device_averages(
                 translation_input.as_slice().unwrap_or_default(),
                 audio.as_slice().unwrap_or_default(),
                 [&averages[0], &averages[1], &averages[2]],
             )?;
             timings.translation = t.elapsed();
-            let avg = warp.download()?;
+            let avg = self
+                .device_warp
+                .as_ref()
+                .ok_or_else(|| crate::kernels::GpuError::Input("no device warp".into()))?
+                .download()?;
             return Ok(RendererOutput {
                 generated_face: generated,
                 wrapped_ref: avg.ref_avg,
@@ -475,32 +473,7 @@ impl RendererModel {
                 Array4::<f32>::zeros((n, 1, FACE_SIZE, FACE_SIZE)),
             )
         });
-        self.warp.reset();
-        for (i, (a, b)) in chunks(n, self.config.chunk).enumerate() {
-            let range = s![a..b, .., .., ..];
-            let t = Instant::now();
-            let head = match bank.resident_h2.get(i) {
-                Some(h2) => self.flow_head.run_resident(h2, &maps)?,
-                None => self.flow_head.run(bank.features.h2.slice(range), &maps)?,
-            };
-            timings.flow_head += t.elapsed();
-            let t = Instant::now();
-            self.warp.add(&WarpChunk {
-                flow: head.flow.view(),
-                weight: head.weight.view(),
-                h1: bank.features.h1.slice(range),
-                h2: bank.features.h2.slice(range),
-                ref_img: bank.ref_img.slice(range),
-            })?;
-            timings.warp += t.elapsed();
-            if let Some((flow, weight)) = kept.as_mut() {
-                flow.slice_mut(range).assign(&head.flow);
-                weight.slice_mut(range).assign(&head.weight);
-            }
-        }
-        let t = Instant::now();
-        let avg = self.warp.finish()?;
-        timings.warp += t.elapsed();
+        let avg = self.warp_on_host(&maps, &mut timings, kept.as_mut())?;
 
         let t = Instant::now();
         let translation_input = translation_input(x.face, x.target_sketches)?;

@@ -11,15 +11,13 @@
 
 use std::time::Instant;
 
-use ndarray::Axis;
-
 use super::stages::{FlowModulation, SpadeMaps, Translation};
-use super::{RendererError, RendererModel, RendererTimings, chunks};
+use super::{RendererError, RendererModel, RendererTimings};
 use crate::audio::{CHUNK_FRAMES, N_MELS};
 use crate::graph::renderer::{flow_modulation as fm, translation as tr};
 use crate::runtime::{BorrowedTensor, DeviceTensor, OutputBuffers, Placement, SessionError};
 use crate::sizes::{FACE_SIZE, WINDOW};
-use crate::warp::{IMG_CHANNELS, WarpChunk};
+use crate::warp::IMG_CHANNELS;
 
 /// One frame's inputs in the renderer's memory (see the module documentation).
 #[derive(Debug, Clone, Copy)]
@@ -160,8 +158,9 @@ impl RendererModel {
             self.resident = Some(ResidentBuffers::new(placement)?);
         }
         let buffers = self.resident.as_ref().expect("just set");
-        let bank = self.bank.as_ref().ok_or(RendererError::NoReferenceBank)?;
-        let n = bank.ref_img.len_of(Axis(0));
+        if self.bank.is_none() {
+            return Err(RendererError::NoReferenceBank);
+        }
         let mut timings = RendererTimings::default();
 
         let t = Instant::now();
@@ -171,19 +170,10 @@ impl RendererModel {
         timings.modulation = t.elapsed();
 
         let audio = [(tr::IN_AUDIO, x.audio)];
-        let on_device = bank.resident_h2.len() == chunks(n, self.config.chunk).count();
-        if let (true, Some(warp)) = (on_device, self.device_warp.as_mut()) {
-            let t = Instant::now();
-            warp.reset()?;
-            let mut alive = Vec::new();
-            for (i, range) in chunks(n, self.config.chunk).enumerate() {
-                let (flow, weight) = self.flow_head.run_on_device(&bank.resident_h2[i], &maps)?;
-                warp.add(range, &flow, &weight, &bank.resident_h2[i])?;
-                alive.push((flow, weight));
-            }
-            let [h1, h2, img] = warp.finish()?;
-            drop(alive);
+        let t = Instant::now();
+        if let Some([h1, h2, img]) = self.warp_on_device(&maps)? {
             timings.flow_head = t.elapsed();
+            let buffers = self.resident.as_ref().expect("made above");
             let t = Instant::now();
             let borrowed = [
                 (tr::IN_TRANSLATION_INPUT, x.translation_input),
@@ -199,28 +189,8 @@ impl RendererModel {
         }
 
         // The CPU warp (host placement, or kernels that could not load): flows come down.
-        self.warp.reset();
-        for (i, (a, b)) in chunks(n, self.config.chunk).enumerate() {
-            let range = ndarray::s![a..b, .., .., ..];
-            let t = Instant::now();
-            let head = match bank.resident_h2.get(i) {
-                Some(h2) => self.flow_head.run_resident(h2, &maps)?,
-                None => self.flow_head.run(bank.features.h2.slice(range), &maps)?,
-            };
-            timings.flow_head += t.elapsed();
-            let t = Instant::now();
-            self.warp.add(&WarpChunk {
-                flow: head.flow.view(),
-                weight: head.weight.view(),
-                h1: bank.features.h1.slice(range),
-                h2: bank.features.h2.slice(range),
-                ref_img: bank.ref_img.slice(range),
-            })?;
-            timings.warp += t.elapsed();
-        }
-        let t = Instant::now();
-        let avg = self.warp.finish()?;
-        timings.warp += t.elapsed();
+        let avg = self.warp_on_host(&maps, &mut timings, None)?;
+        let buffers = self.resident.as_ref().expect("made above");
         let t = Instant::now();
         fn data(a: &ndarray::Array4<f32>) -> &[f32] {
             a.as_slice().unwrap_or_default()

@@ -78,15 +78,7 @@ impl ModelSession {
         outputs
             .names
             .iter()
-            .map(|name| {
-                let value = result
-                    .remove(name.as_str())
-                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
-                let tensor = value
-                    .downcast::<ort::value::DynTensorValueType>()
-                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
-                Ok(DeviceTensor::from_value(tensor))
-            })
+            .map(|name| take_output(&mut result, name, &fail))
             .collect()
     }
 
@@ -145,6 +137,21 @@ impl ModelSession {
         }
         Ok(run_inputs)
     }
+}
+
+/// Output `name` of a run, where the run left it.
+fn take_output(
+    result: &mut ort::session::SessionOutputs<'_>,
+    name: &str,
+    fail: &impl Fn(String) -> SessionError,
+) -> Result<DeviceTensor, SessionError> {
+    let value = result
+        .remove(name)
+        .ok_or_else(|| fail(format!("no output `{name}`")))?;
+    let tensor = value
+        .downcast::<ort::value::DynTensorValueType>()
+        .map_err(|e| fail(format!("output `{name}`: {e}")))?;
+    Ok(DeviceTensor::from_value(tensor))
 }
 
 type PlainInputs<'v> = Vec<(
@@ -332,15 +339,7 @@ impl ModelSession {
         let mut result = self.session.run_binding(&binding).map_err(ort_err)?;
         outputs
             .iter()
-            .map(|name| {
-                let value = result
-                    .remove(name)
-                    .ok_or_else(|| fail(format!("no output `{name}`")))?;
-                let tensor = value
-                    .downcast::<ort::value::DynTensorValueType>()
-                    .map_err(|e| fail(format!("output `{name}`: {e}")))?;
-                Ok(DeviceTensor::from_value(tensor))
-            })
+            .map(|name| take_output(&mut result, name, &fail))
             .collect()
     }
 }
