@@ -70,6 +70,15 @@ impl RowBlock {
     }
 }
 
+/// Makes the stream's context current on this thread (a raw driver call, unlike cudarc's own
+/// operations, does not): elements call from streaming threads that may never have used it.
+pub fn bind(stream: &CudaStream) -> Result<(), GpuError> {
+    stream
+        .context()
+        .bind_to_thread()
+        .map_err(GpuError::cuda("making the CUDA context current"))
+}
+
 /// Enqueues the copy of `block` of `host` to `device` on `stream`. The driver stages pageable
 /// host memory before the call returns, so `host` may change afterwards.
 pub fn upload_rows<D: DevicePtrMut<u8>>(
@@ -81,6 +90,7 @@ pub fn upload_rows<D: DevicePtrMut<u8>>(
     if !block.prepare(host.len(), device.len())? {
         return Ok(());
     }
+    bind(stream)?;
     let (dst, _sync) = device.device_ptr_mut(stream);
     let mut d = block.descriptor();
     d.srcMemoryType = CUmemorytype::CU_MEMORYTYPE_HOST;
@@ -108,6 +118,7 @@ pub fn download_rows<D: DevicePtr<u8>>(
     if !block.prepare(host.len(), device.len())? {
         return Ok(());
     }
+    bind(stream)?;
     let (src, _sync) = device.device_ptr(stream);
     let mut d = block.descriptor();
     d.srcMemoryType = CUmemorytype::CU_MEMORYTYPE_DEVICE;

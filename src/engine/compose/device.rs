@@ -349,6 +349,7 @@ impl DeviceCompositor {
 
         // 5. Paste (and write-back for YUV).
         {
+            crate::kernels::transfer::bind(&stream)?;
             let (dst, _g) = self.face.device_ptr_mut(&stream);
             // SAFETY: both are 3 × 128 × 128 f32 on this GPU (checked above); the renderer's
             // buffer was written on this stream and is kept until its next frame.
