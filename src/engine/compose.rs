@@ -16,6 +16,14 @@
 //!
 //! The frame may be in any colour order of [`ChannelOrder`](crate::image::ChannelOrder) with any stride; only the crop box and,
 //! with blending, the blurred mask's reach (the contour's bounding box + 10 px) are written.
+//! I420 and NV12 frames ([`FrameCompositor::render_yuv`]) are converted to RGB over that region
+//! only, and only the samples of changed pixels are written back.
+//!
+//! When the renderer runs on a GPU with our CUDA kernels loaded, every step runs there (module
+//! `device`): the region goes up once, sketches and crop are written into the translation
+//! network's input on the device, the networks and the warp kernel follow on the same stream, the
+//! paste (and YUV write-back) happens on the device and the region comes down once. The kernels
+//! are the CPU steps' bit-exact twins, so the frame differs only by the networks' arithmetic.
 
 mod device;
 mod input;
@@ -389,7 +397,11 @@ impl FrameCompositor {
             polygon,
             audio: input.mel,
         };
-        let device = self.device.as_mut().expect("checked by the callers");
+        let Some(device) = self.device.as_mut() else {
+            return Err(
+                crate::kernels::GpuError::Input("no GPU path on this compositor".into()).into(),
+            );
+        };
         let (render, times) = device.render(&mut self.engine, frame, &job)?;
         stats.sketches = times.sketches;
         stats.crop = times.upload + times.crop;
