@@ -605,3 +605,71 @@ fn auto_device_starts_on_the_cpu_with_at_most_one_warning() {
         );
     }
 }
+
+/// Live latency: upstream's plus the element's processing time — pinned by
+/// `processing-latency`, or measured (zero before any frame; after a frame that did not encode the
+/// reference bank, at least that frame's render), with a `latency` message when it grows.
+#[test]
+fn latency_query_adds_the_processing_time() {
+    init();
+    let Some(g) = golden() else { return };
+    let info = video_info(gst_video::VideoFormat::Rgb, W, H);
+    let el = element(2, true);
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    el.set_property("post-stats", true);
+    let mut h = harness(&el, &info);
+    let upstream = gst::ClockTime::from_mseconds(40);
+    h.set_upstream_latency(upstream);
+    assert_eq!(el.property::<i32>("processing-latency"), -1);
+    assert_eq!(h.query_latency(), Some(upstream), "measured: nothing yet");
+
+    el.set_property("processing-latency", 250i32);
+    assert_eq!(
+        h.query_latency(),
+        Some(upstream + gst::ClockTime::from_mseconds(250))
+    );
+    // Changing it asks the pipeline to query again.
+    let msgs: Vec<_> = bus.iter().map(|m| format!("{:?}", m.type_())).collect();
+    assert!(
+        msgs.iter().any(|m| m == "Latency"),
+        "no latency message after pinning: {msgs:?}"
+    );
+    el.set_property("processing-latency", -1i32);
+    while bus.pop().is_some() {}
+
+    let f = 30;
+    let face = synced(g, f, &g.bank, (0, 0), (W, H));
+    let mut totals = Vec::new();
+    for i in 0..2u64 {
+        let input = with_status(
+            frame_buffer(g, f, &info, (0, 0), i),
+            FrameStatus::Synced(Box::new(face.clone())),
+        );
+        h.push(input.clone()).unwrap();
+        pull_checked(&mut h, &input);
+        let stats = bus
+            .iter_filtered(&[gst::MessageType::Element])
+            .find_map(|m| m.structure().map(|s| s.to_owned()))
+            .expect("a stats message");
+        totals.push((
+            stats.get::<bool>("encoded-references").unwrap(),
+            gst::ClockTime::from_nseconds(stats.get::<u64>("total").unwrap()),
+        ));
+    }
+    // The first frame encoded the bank and does not count; the second does.
+    assert_eq!((totals[0].0, totals[1].0), (true, false));
+    let ours = h.query_latency().unwrap() - upstream;
+    assert!(
+        ours >= totals[1].1,
+        "{ours} < the second frame's {}",
+        totals[1].1
+    );
+    assert!(ours < totals[1].1 * 2 + gst::ClockTime::from_mseconds(10));
+    let msgs: Vec<_> = bus.iter_filtered(&[gst::MessageType::Latency]).collect();
+    assert_eq!(
+        msgs.len(),
+        1,
+        "one latency message when the measurement grew"
+    );
+}

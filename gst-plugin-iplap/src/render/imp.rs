@@ -25,9 +25,12 @@
 //! then adds each step's GPU time from CUDA events (`gpu-*` fields). Without NVRTC, or with
 //! `show-sketch`, frames are composed on the CPU (the networks still run on the GPU).
 //!
-//! Latency: none added (one frame in, the same frame out); the render time is processing time on
-//! the streaming thread (seconds per frame on a CPU at `references=25`, fewer references are
-//! faster).
+//! Latency: one frame in, the same frame out; the render time is processing time on the
+//! streaming thread (seconds per frame on a CPU at `references=25`, milliseconds on a GPU), and
+//! the element adds it to the latency query so that a live pipeline declares a latency that holds:
+//! measured (`processing-latency=-1`, the default: when a render takes longer than declared, the
+//! slowest so far +20 %, rounded up to 10 ms, and a `latency` message makes the pipeline
+//! redistribute it; frames that encode the reference bank do not count) or pinned in ms.
 //!
 //! The model package (`models`) is loaded when the element goes to PAUSED and freed when it goes
 //! back to READY; a missing or unusable package, or a `device` this build cannot run on, fails that
@@ -54,19 +57,18 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 use iplap::engine::bank::IMAGE_REFERENCES;
-use iplap::engine::compose::{ComposeError, CompositorSettings, FrameCompositor};
+use iplap::engine::compose::CompositorSettings;
 use iplap::engine::landmarks::{FrameStatus, SyncedFace};
-use iplap::graph::GraphError;
-use iplap::runtime::renderer::RendererError;
 
 use super::frame::{
     ErrorKind, FrameError, PixelLayout, PlaneCompositor, error_kind, pixel_layout, template_formats,
 };
+use super::latency;
 use crate::device::DeviceSettings;
 use crate::meta::LandmarkMeta;
 use iplap::runtime::DeviceConfig;
 
-static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "iplaprender",
         gst::DebugColorFlags::empty(),
@@ -82,14 +84,16 @@ const DEFAULT_BLEND: bool = true;
 const DEFAULT_POST_STATS: bool = false;
 
 #[derive(Debug, Clone)]
-struct Settings {
-    models: Option<PathBuf>,
-    references: u32,
-    threads: u32,
-    device: DeviceSettings,
-    show_sketch: bool,
-    blend: bool,
-    post_stats: bool,
+pub(super) struct Settings {
+    pub(super) models: Option<PathBuf>,
+    pub(super) references: u32,
+    pub(super) threads: u32,
+    pub(super) device: DeviceSettings,
+    pub(super) show_sketch: bool,
+    pub(super) blend: bool,
+    pub(super) post_stats: bool,
+    /// `processing-latency`: [`latency::MEASURED`] or pinned milliseconds.
+    pub(super) processing_latency: i32,
 }
 
 impl Default for Settings {
@@ -102,12 +106,13 @@ impl Default for Settings {
             show_sketch: DEFAULT_SHOW_SKETCH,
             blend: DEFAULT_BLEND,
             post_stats: DEFAULT_POST_STATS,
+            processing_latency: latency::MEASURED,
         }
     }
 }
 
 impl Settings {
-    fn compositor_settings(&self, device: DeviceConfig) -> CompositorSettings {
+    pub(super) fn compositor_settings(&self, device: DeviceConfig) -> CompositorSettings {
         CompositorSettings {
             references: self.references as usize,
             blend: self.blend,
@@ -128,6 +133,8 @@ struct State {
     /// The previous synced frame could not be rendered (frame problem): warnings are posted on the
     /// change only.
     skipping: bool,
+    /// The render times behind the measured `processing-latency`.
+    latency: latency::Measured,
 }
 
 #[derive(Default)]
@@ -137,14 +144,6 @@ pub struct IplapRender {
 }
 
 impl IplapRender {
-    fn post_progress(&self, type_: gst::ProgressType, text: &str) {
-        let msg = gst::message::Progress::builder(type_, "load-models", text)
-            .src(&*self.obj())
-            .build();
-        // No bus (a bare element): nobody to tell.
-        let _ = self.obj().post_message(msg);
-    }
-
     /// Sets a property value, logging real changes.
     fn change<T: PartialEq + std::fmt::Debug>(&self, name: &str, slot: &mut T, value: T) {
         if *slot != value {
@@ -154,74 +153,6 @@ impl IplapRender {
                 "Changing {name} from {slot:?} to {value:?}"
             );
             *slot = value;
-        }
-    }
-
-    /// Loads the renderer for `settings`; errors name the folder and how to make a package.
-    fn load(&self, settings: &Settings) -> Result<FrameCompositor, gst::ErrorMessage> {
-        let models = crate::data::resolve(
-            settings.models.as_deref(),
-            iplap::data_files::DataFile::ModelPackage,
-            "models",
-            self.obj().upcast_ref(),
-            *CAT,
-        )?;
-        crate::data::init_runtime(self.obj().upcast_ref(), *CAT)?;
-        if !models.is_dir() {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                (
-                    "model package folder {} does not exist; create it with `iplap convert \
-                     --renderer-checkpoint renderer_checkpoint.pth --out {}`",
-                    models.display(),
-                    models.display()
-                )
-            ));
-        }
-        settings
-            .device
-            .load(self.obj().upcast_ref(), *CAT, |device| {
-                self.load_on(settings, &models, device)
-            })
-    }
-
-    /// [`Self::load`] on a resolved device.
-    fn load_on(
-        &self,
-        settings: &Settings,
-        models: &std::path::Path,
-        device: DeviceConfig,
-    ) -> Result<FrameCompositor, gst::ErrorMessage> {
-        let text = format!("Loading the renderer from {}", models.display());
-        self.post_progress(gst::ProgressType::Start, &text);
-        match FrameCompositor::from_package(models, settings.compositor_settings(device.clone())) {
-            Ok(compositor) => {
-                self.post_progress(gst::ProgressType::Complete, &text);
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Loaded the renderer from {} ({} references, {} threads, device {device})",
-                    models.display(),
-                    settings.references,
-                    settings.threads
-                );
-                Ok(compositor)
-            }
-            Err(err) => {
-                self.post_progress(gst::ProgressType::Error, &text);
-                // A package error names the file and the cause, then says to re-run `iplap
-                // convert`; anything else (a session, a setting) needs the folder for context.
-                let message = match &err {
-                    ComposeError::Render(RendererError::Graph(e @ GraphError::Package { .. })) => {
-                        format!("cannot load the renderer: {e}")
-                    }
-                    _ => format!(
-                        "cannot load the renderer from model package {}: {err}",
-                        models.display()
-                    ),
-                };
-                Err(gst::error_msg!(gst::LibraryError::Settings, ("{message}")))
-            }
         }
     }
 
@@ -252,7 +183,7 @@ impl IplapRender {
         // Nothing is locked from here until the compositor is put back.
         let result = self.render_unlocked(&mut compositor, &settings, frame, layout, face);
         // (was skipping, is skipping): warnings and infos are posted on changes only.
-        let (was, now) = {
+        let (was, now, grown) = {
             let mut guard = self.state.lock().unwrap();
             match guard.as_mut() {
                 Some(state) => {
@@ -261,13 +192,21 @@ impl IplapRender {
                     }
                     let was = state.skipping;
                     state.skipping = matches!(result, Err(Some(_)));
-                    (was, state.skipping)
+                    let grown = match &result {
+                        Ok(Some(took)) => state.latency.record(*took),
+                        _ => None,
+                    };
+                    (was, state.skipping, grown)
                 }
-                None => (false, false),
+                None => (false, false, None),
             }
         };
+        if let (Some(declared), latency::MEASURED) = (grown, settings.processing_latency) {
+            gst::info!(CAT, imp = self, "Processing latency now {declared:?}");
+            self.post_latency();
+        }
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 if was {
                     gst::info!(CAT, imp = self, "Face geometry usable again: rendering");
                 }
@@ -289,8 +228,29 @@ impl IplapRender {
         }
     }
 
-    /// The render itself, with nothing locked. `Err(Some(why))`: a per-frame problem, the frame is
-    /// untouched; `Err(None)`: a fatal error, already posted.
+    /// Tells the pipeline to query the latency again.
+    fn post_latency(&self) {
+        let msg = gst::message::Latency::builder().src(&*self.obj()).build();
+        // No bus (a bare element): nobody to tell.
+        let _ = self.obj().post_message(msg);
+    }
+
+    /// The latency this element adds now.
+    fn processing_latency(&self) -> std::time::Duration {
+        let pinned = self.settings.lock().unwrap().processing_latency;
+        let measured = self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|s| s.latency)
+            .unwrap_or_default();
+        latency::current(pinned, &measured)
+    }
+
+    /// The render itself, with nothing locked. `Ok(Some(took))`: rendered, and its time counts
+    /// for the measured latency (it did not encode the reference bank); `Err(Some(why))`: a
+    /// per-frame problem, the frame is untouched; `Err(None)`: a fatal error, already posted.
     fn render_unlocked(
         &self,
         compositor: &mut PlaneCompositor,
@@ -298,7 +258,7 @@ impl IplapRender {
         frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>,
         layout: PixelLayout,
         face: &SyncedFace,
-    ) -> Result<(), Option<String>> {
+    ) -> Result<Option<std::time::Duration>, Option<String>> {
         // Knobs that may change while playing.
         let current = compositor.engine.settings().clone();
         if current.references != settings.references as usize {
@@ -338,7 +298,7 @@ impl IplapRender {
                         stats.reference_encoding
                     );
                 }
-                Ok(())
+                Ok((!stats.encoded_references).then_some(stats.total))
             }
             Err(FrameError::Map(err)) => {
                 gst::element_imp_error!(self, gst::CoreError::Failed, ("Cannot map frame: {err}"));
@@ -447,6 +407,7 @@ impl ObjectImpl for IplapRender {
                     .default_value(d.post_stats)
                     .mutable_playing()
                     .build(),
+                latency::param_spec(),
             ]
             .into_iter()
             .chain(DeviceSettings::param_specs())
@@ -477,6 +438,14 @@ impl ObjectImpl for IplapRender {
             "post-stats" => {
                 self.change("post-stats", &mut s.post_stats, value.get().expect(expect))
             }
+            latency::PROPERTY => {
+                let v = value.get().expect(expect);
+                if s.processing_latency != v {
+                    self.change(latency::PROPERTY, &mut s.processing_latency, v);
+                    drop(settings);
+                    self.post_latency();
+                }
+            }
             name => {
                 if !s.device.set(name, value) {
                     unimplemented!("no property {name}");
@@ -499,6 +468,7 @@ impl ObjectImpl for IplapRender {
             "show-sketch" => settings.show_sketch.to_value(),
             "blend" => settings.blend.to_value(),
             "post-stats" => settings.post_stats.to_value(),
+            latency::PROPERTY => settings.processing_latency.to_value(),
             name => settings
                 .device
                 .get(name)
@@ -562,6 +532,7 @@ impl BaseTransformImpl for IplapRender {
             compositor: Some(PlaneCompositor::new(compositor)),
             video: None,
             skipping: false,
+            latency: latency::Measured::default(),
         });
         Ok(())
     }
@@ -571,6 +542,27 @@ impl BaseTransformImpl for IplapRender {
         *self.state.lock().unwrap() = None;
         gst::info!(CAT, imp = self, "Stopped, compositor freed");
         Ok(())
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        // Downstream asks for the latency: upstream's plus the time a frame spends here.
+        if direction == gst::PadDirection::Src && query.type_() == gst::QueryType::Latency {
+            if !BaseTransformImplExt::parent_query(self, direction, query) {
+                return false;
+            }
+            let ours = self.processing_latency();
+            if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+                latency::add_to_query(q, ours);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Latency query: {:?} (ours {ours:?})",
+                    q.result()
+                );
+            }
+            return true;
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
     }
 
     fn before_transform(&self, inbuf: &gst::BufferRef) {

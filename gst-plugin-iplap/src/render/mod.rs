@@ -7,6 +7,8 @@ use gst::prelude::*;
 
 mod frame;
 mod imp;
+mod latency;
+mod load;
 pub mod stats;
 
 glib::wrapper! {
