@@ -248,17 +248,19 @@ impl Case {
     }
 }
 
-fn compositor(args: &FrameArgs, device: DeviceConfig) -> anyhow::Result<FrameCompositor> {
+/// A compositor of the package in `common` with `references` on `device` (the benches' setting).
+pub(super) fn compositor(
+    common: &super::bench::Common,
+    references: u16,
+    device: DeviceConfig,
+) -> anyhow::Result<FrameCompositor> {
     let settings = CompositorSettings {
-        references: usize::from(args.references),
-        threads: args.common.threads,
+        references: usize::from(references),
+        threads: common.threads,
         device,
         ..CompositorSettings::default()
     };
-    Ok(FrameCompositor::from_package(
-        &args.common.models,
-        settings,
-    )?)
+    Ok(FrameCompositor::from_package(&common.models, settings)?)
 }
 
 /// What `--compare-cpu` measures between the device's frame and the CPU's.
@@ -310,7 +312,7 @@ pub fn run(args: FrameArgs) -> anyhow::Result<()> {
     let device = args.common.device.resolve()?;
     let label = device.to_string();
     let case = Case::new(args.format);
-    let mut gpu = compositor(&args, device)?;
+    let mut gpu = compositor(&args.common, args.references, device)?;
     let iterations = args.iterations.max(1);
     let (first, warm_up) = case.compose(&mut gpu, args.format)?;
     let mut samples: Vec<FrameStats> = Vec::with_capacity(iterations);
@@ -359,7 +361,7 @@ pub fn run(args: FrameArgs) -> anyhow::Result<()> {
     steps.push(("per_frame", median(wall)));
 
     let comparison = if args.compare_cpu {
-        let mut cpu = compositor(&args, DeviceConfig::cpu())?;
+        let mut cpu = compositor(&args.common, args.references, DeviceConfig::cpu())?;
         let (want, _) = case.compose(&mut cpu, args.format)?;
         let mask = case.region_mask(args.format)?;
         Some(compare(&case, &mask, &first, &want))

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::frame_bench::{Case, FrameFormat};
-use crate::engine::compose::{CompositorSettings, FrameCompositor};
-use crate::runtime::DeviceConfig;
+use super::frame_bench::{Case, FrameFormat, compositor};
+use crate::engine::compose::FrameCompositor;
 
 #[derive(clap::Args)]
 pub struct LiveArgs {
@@ -122,7 +121,7 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
             .then(|| crate::runtime::nvidia::memory_in_use(device.device_id))
             .flatten();
         let mut compositors = (0..n)
-            .map(|_| compositor(&args, device.clone()))
+            .map(|_| compositor(&args.common, args.references, device.clone()))
             .collect::<anyhow::Result<Vec<_>>>()?;
         // One frame each first: sessions plan, the bank is encoded, kernels load.
         for c in &mut compositors {
@@ -230,17 +229,4 @@ pub fn run(args: LiveArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn compositor(args: &LiveArgs, device: DeviceConfig) -> anyhow::Result<FrameCompositor> {
-    let settings = CompositorSettings {
-        references: usize::from(args.references),
-        threads: args.common.threads,
-        device,
-        ..CompositorSettings::default()
-    };
-    Ok(FrameCompositor::from_package(
-        &args.common.models,
-        settings,
-    )?)
 }
