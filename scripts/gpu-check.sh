@@ -14,7 +14,7 @@
 #     each step's GPU time (CUDA events: upload, sketches, crop, networks, paste, download) and
 #     the frame against the CPU compositor's (nothing outside the paste region changed, >= 40 dB);
 #   * live streams (`bench live`: 1080p frames arriving at 25 fps, N = 25, fp16; one stream for 60 s,
-#     then 2 and 4 at once for 30 s): frames composed, skipped, over 400 ms, latency p50/p99, CPU
+#     then 2 and 4 at once for 20 s): frames composed, skipped, over 400 ms, latency p50/p99, CPU
 #     and GPU memory per stream;
 #   * `bench renderer` frames/s at N = 25 and N = 5 references for fp32, tf32 and fp16;
 #   * with PyTorch there and .gpu-check/official/: the official renderer's frames/s on the same
@@ -143,12 +143,12 @@ for f in bgrx i420 nv12; do
 done
 
 # Live streams: frames arriving at 25 fps, 1, 2 and 4 streams at once (fp16; 60 s for one stream,
-# 30 s for several, to stay within the check's 8 minutes).
+# 20 s for several, to stay within the check's 8 minutes).
 if [ "$device" = cpu ]; then
   live_runs=("1,2 --seconds 2 --fps 2")
   live_precision=fp32
 else
-  live_runs=("1 --seconds 60" "2,4 --seconds 30")
+  live_runs=("1 --seconds 60" "2,4 --seconds 20")
   live_precision=fp16
 fi
 for r in "${live_runs[@]}"; do
