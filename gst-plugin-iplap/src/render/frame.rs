@@ -24,7 +24,8 @@ pub const FORMATS: [(VideoFormat, ChannelOrder); 10] = [
     (VideoFormat::Abgr, ChannelOrder::Abgr),
 ];
 
-/// The 4:2:0 formats, written in place through an RGB copy of the paste region only (`yuv.rs`).
+/// The 4:2:0 formats, written in place through an RGB copy of the paste region only
+/// (`FrameCompositor::render_yuv`).
 pub const YUV_FORMATS: [VideoFormat; 2] = [VideoFormat::I420, VideoFormat::Nv12];
 
 /// Every format of the pad templates.
